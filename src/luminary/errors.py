@@ -1,0 +1,128 @@
+"""Luminary's errors, one tree for the SDK, the CLI and (later) the server.
+
+::
+
+    LuminaryError
+    ├── NotFoundError (KeyError)          no such project, run, key, blob
+    ├── AlreadyExistsError                the name is taken
+    ├── InvalidArgumentError (ValueError) bad input: says the field, the value and what is valid
+    │   └── FilterSyntaxError             a search filter that does not parse; knows the position
+    ├── InvalidStateError                 the object cannot do that now (e.g. a finished run)
+    ├── IntegrityError                    stored bytes no longer match their hash
+    ├── BackendUnavailableError           the database or object store does not answer
+    ├── MissingDependencyError (ImportError) an optional extra is not installed
+    ├── QuotaExceededError
+    └── OverloadedError
+
+Every message names what failed, the offending value, what is valid, and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "AlreadyExistsError",
+    "BackendUnavailableError",
+    "FilterSyntaxError",
+    "IntegrityError",
+    "InvalidArgumentError",
+    "InvalidStateError",
+    "LuminaryError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "OverloadedError",
+    "QuotaExceededError",
+    "nearest",
+]
+
+
+class LuminaryError(Exception):
+    """Root of every error Luminary raises on purpose."""
+
+    code = "luminary_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFoundError(LuminaryError, KeyError):
+    """The named object does not exist; the message suggests the nearest names."""
+
+    code = "not_found"
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class AlreadyExistsError(LuminaryError):
+    code = "already_exists"
+
+
+class InvalidArgumentError(LuminaryError, ValueError):
+    code = "invalid_argument"
+
+
+class FilterSyntaxError(InvalidArgumentError):
+    """A filter or order-by expression that does not parse.
+
+    ``position`` is the 0-based character offset of the problem in ``text``.
+    """
+
+    code = "filter_syntax"
+
+    def __init__(self, reason: str, text: str, position: int) -> None:
+        self.reason = reason
+        self.text = text
+        self.position = position
+        caret = " " * position + "^"
+        super().__init__(f"{reason} at position {position}:\n  {text}\n  {caret}")
+
+
+class InvalidStateError(LuminaryError):
+    code = "invalid_state"
+
+
+class IntegrityError(LuminaryError):
+    code = "integrity"
+
+
+class BackendUnavailableError(LuminaryError):
+    code = "backend_unavailable"
+
+
+class MissingDependencyError(LuminaryError, ImportError):
+    code = "missing_dependency"
+
+    @classmethod
+    def for_module(cls, module: str, extra: str, purpose: str) -> MissingDependencyError:
+        return cls(
+            f"{purpose} needs the Python package {module!r}, which is not installed; "
+            f"install it with: pip install 'luminary[{extra}]'"
+        )
+
+
+class QuotaExceededError(LuminaryError):
+    code = "quota_exceeded"
+
+
+class OverloadedError(LuminaryError):
+    code = "overloaded"
+
+
+def nearest(name: str, candidates: Iterable[str], kind: str) -> str:
+    """A "did you mean" clause (or a list of what exists) for a not-found message."""
+    pool = list(candidates)
+    close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    if not pool:
+        return f"there are no {kind}s yet"
+    shown = ", ".join(repr(c) for c in sorted(pool)[:5])
+    more = f" and {len(pool) - 5} more" if len(pool) > 5 else ""
+    return f"existing {kind}s: {shown}{more}"

@@ -1,0 +1,60 @@
+"""Storage: the Store interface, its SQL implementation, the blob store and the domain values.
+
+- :mod:`luminary.store.models` — frozen values (Project, Run, MetricHistory, ArtifactEntry).
+- :class:`Store` — the interface every backend implements (``_base.py``).
+- :class:`SqlStore` — SQLite (embedded default) and PostgreSQL (``_sql.py``), schema in
+  ``_schema.py``, Alembic migrations in ``migrations/`` applied on first use (``_engine.py``).
+- :class:`BlobStore` — content-addressed (BLAKE3) blobs over fsspec (``blobs.py``).
+- ``_filter.py`` — the search filter language, compiled to SQL for both databases.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from luminary.store._base import MetricPoint, Store
+from luminary.store.blobs import Blob, BlobStore
+from luminary.store.models import (
+    ArtifactEntry,
+    MetricHistory,
+    ParamValue,
+    Project,
+    Run,
+    RunStatus,
+)
+
+if TYPE_CHECKING:
+    from luminary.config import Settings
+    from luminary.store._sql import SqlStore
+
+__all__ = [
+    "ArtifactEntry",
+    "Blob",
+    "BlobStore",
+    "MetricHistory",
+    "MetricPoint",
+    "ParamValue",
+    "Project",
+    "Run",
+    "RunStatus",
+    "SqlStore",
+    "Store",
+    "open_store",
+]
+
+
+def open_store(settings: Settings | None = None) -> Store:
+    """The store that ``settings`` (default: the environment) names."""
+    from luminary.config import Settings
+    from luminary.store._sql import SqlStore
+
+    s = settings or Settings.from_env()
+    return SqlStore(s.db_url, s.blobs_url, stale_after_s=s.stale_after_s, sqlite_sync=s.sqlite_sync)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SqlStore":
+        from luminary.store._sql import SqlStore
+
+        return SqlStore
+    raise AttributeError(name)

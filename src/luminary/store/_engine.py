@@ -1,0 +1,167 @@
+"""Database engines: SQLite tuned for many writers, PostgreSQL by URL, and migrations on first use.
+
+SQLite runs in WAL mode with a busy timeout. Every write transaction starts with
+``BEGIN IMMEDIATE``, so a writer waits for the lock up front (busy timeout) instead of
+failing with "database is locked" when it upgrades a read lock mid-transaction; reads start
+with a plain ``BEGIN`` and never block writers.
+
+Migrations (Alembic) run automatically the first time a database is opened: a quick look at
+``alembic_version`` decides whether Alembic is needed at all, and concurrent first opens are
+serialised by a file lock (SQLite) or an advisory lock (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from luminary.errors import BackendUnavailableError, InvalidArgumentError, MissingDependencyError
+
+__all__ = ["HEAD_REVISION", "create_engine", "migrate", "read_tx", "write_tx"]
+
+#: The newest migration; a test asserts it matches Alembic's head.
+HEAD_REVISION = "0001"
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_PG_LOCK_KEY = 0x4C554D494E  # "LUMIN"
+
+
+def create_engine(
+    url: str, *, sqlite_sync: str = "NORMAL", busy_timeout_s: float = 60.0
+) -> sa.Engine:
+    """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://…``)."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        msg = (
+            f"database URL {url!r} is not valid; use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST:PORT/DB"
+        )
+        raise InvalidArgumentError(msg) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed, sqlite_sync, busy_timeout_s)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        except ModuleNotFoundError as exc:
+            msg = "psycopg"
+            raise MissingDependencyError.for_module(msg, "postgres", "PostgreSQL") from exc
+    msg = f"database URL {url!r} names backend {backend!r}; Luminary supports sqlite and postgresql"
+    raise InvalidArgumentError(msg)
+
+
+def _sqlite_engine(url: sa.URL, sync: str, busy_timeout_s: float) -> sa.Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+        poolclass=sa.pool.QueuePool if url.database not in (None, "", ":memory:") else None,
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cur.execute(f"PRAGMA synchronous={sync}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("luminary_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@contextlib.contextmanager
+def write_tx(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction: ``BEGIN IMMEDIATE`` on SQLite, committed on success."""
+    with _translate_errors(engine), engine.connect() as conn:
+        conn = conn.execution_options(luminary_write=True)
+        with conn.begin():
+            yield conn
+
+
+@contextlib.contextmanager
+def read_tx(engine: sa.Engine) -> Iterator[sa.Connection]:
+    with _translate_errors(engine), engine.connect() as conn, conn.begin():
+        yield conn
+
+
+@contextlib.contextmanager
+def _translate_errors(engine: sa.Engine) -> Iterator[None]:
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        if exc.connection_invalidated or "connect" in str(exc.orig).lower():
+            msg = (
+                f"the database at {engine.url.render_as_string(hide_password=True)} does not "
+                f"answer ({exc.orig}); check that it is running and reachable"
+            )
+            raise BackendUnavailableError(msg) from exc
+        raise
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with read_tx(engine) as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def migrate(engine: sa.Engine, lock_dir: Path | None = None) -> None:
+    """Bring the schema to ``HEAD_REVISION``; cheap when it already is."""
+    if current_revision(engine) == HEAD_REVISION:
+        return
+    with _migration_lock(engine, lock_dir):
+        if current_revision(engine) == HEAD_REVISION:
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with engine.connect() as conn:
+            conn = conn.execution_options(luminary_write=True)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            conn.commit()
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: sa.Engine, lock_dir: Path | None) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+                conn.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    path = (lock_dir or Path(database).expanduser().parent) / ".luminary-migrate.lock"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

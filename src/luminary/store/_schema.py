@@ -1,0 +1,111 @@
+"""The relational schema, as SQLAlchemy Core tables (Core, not ORM: metric ingest is executemany).
+
+Times are integer milliseconds since the epoch (UTC). A NaN metric value is stored as NULL on
+every database (SQLite has no NaN), and read back as NaN; infinities are stored as such.
+
+The migrations in ``migrations/versions`` create exactly this; a test compares the two.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = sa.String(32)
+KEY = sa.String(250)
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("project_id", ID, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("parent_id", ID, nullable=True),
+    sa.Column("start_ms", sa.BigInteger, nullable=False),
+    sa.Column("end_ms", sa.BigInteger, nullable=True),
+    sa.Column("heartbeat_ms", sa.BigInteger, nullable=True),
+    sa.Index(None, "project_id", "start_ms"),
+    sa.Index(None, "status", "heartbeat_ms"),
+    sa.Index(None, "parent_id"),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    # value_type: str, int, float, bool, null, json. value_num is set for int, float and bool.
+    sa.Column("value_type", sa.String(8), nullable=False),
+    sa.Column("value_text", sa.Text, nullable=False),
+    sa.Column("value_num", sa.Double, nullable=True),
+    sa.Index(None, "key", "value_num"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", KEY, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Index(None, "key", "run_id"),
+)
+
+metric_series = sa.Table(
+    "metric_series",
+    metadata,
+    # A random 62-bit id chosen by the logging process, so that logging never waits on the
+    # database to learn an id.
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("key", KEY, nullable=False),
+    sa.Column("last_value", sa.Double, nullable=True),
+    sa.Column("last_step", sa.BigInteger, nullable=True),
+    sa.Column("last_ms", sa.BigInteger, nullable=True),
+    sa.Column("count", sa.BigInteger, nullable=False, default=0),
+    sa.UniqueConstraint("run_id", "key"),
+    sa.Index(None, "key", "last_value"),
+)
+
+metric_points = sa.Table(
+    "metric_points",
+    metadata,
+    sa.Column("series_id", sa.BigInteger, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("ts_ms", sa.BigInteger, nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Index(None, "series_id", "step"),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+)
+
+run_environment = sa.Table(
+    "run_environment",
+    metadata,
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),
+)

@@ -1,0 +1,279 @@
+"""A run being logged: buffered metrics written in batches by a background thread.
+
+``log`` appends to an in-memory buffer and returns; a daemon thread writes the buffer every
+``flush_every_s`` seconds (or sooner once ``batch_size`` points wait) in one transaction, and
+beats the run's heartbeat. ``flush()`` writes everything logged so far before it returns; the
+end of the run flushes too. If the database is briefly unavailable the points stay in the
+buffer and the writer retries; ``flush()`` raises what went wrong.
+
+Thread safety: ``log`` may be called from several threads. Params, tags and artifacts are
+written synchronously (a conflicting param must fail where it is set).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from luminary.errors import InvalidArgumentError, InvalidStateError
+from luminary.store import ArtifactEntry, MetricPoint, ParamValue, Run, RunStatus, Store
+from luminary.store._validate import check_key, check_relative_path, metric_value
+
+__all__ = ["ActiveRun"]
+
+log = logging.getLogger("luminary.tracking")
+
+_time_ns = time.time_ns
+
+
+class ActiveRun:
+    """A run that this process is logging to. Use as a context manager, or call :meth:`end`."""
+
+    def __init__(
+        self,
+        store: Store,
+        run: Run,
+        *,
+        heartbeat_s: float = 10.0,
+        flush_every_s: float = 0.5,
+        batch_size: int = 50_000,
+        max_buffer: int = 5_000_000,
+        capture_env: bool = True,
+    ) -> None:
+        self._store = store
+        self.info = run
+        self.id = run.id
+        self._series: dict[str, int] = store.metric_series(run.id) if run.metrics else {}
+        self._new_series: list[tuple[int, str]] = []
+        self._next_step: dict[str, int] = {}
+        self._buf: list[MetricPoint] = []
+        self._remap: dict[int, int] = {}
+        self._batch = batch_size
+        self._max_buffer = max_buffer
+        self._flush_every = flush_every_s
+        self._heartbeat_s = heartbeat_s
+        self._write_lock = threading.Lock()
+        self._declare_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._ended = False
+        self._capture_env = capture_env
+        self.points_written = 0
+        self._thread = threading.Thread(
+            target=self._loop, name=f"luminary-run-{run.id}", daemon=True
+        )
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"ActiveRun(id={self.id!r}, project={self.info.project!r}, name={self.info.name!r})"
+
+    @property
+    def project(self) -> str:
+        return self.info.project
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    # -- metrics (hot path) ----------------------------------------------------------------
+    def log(
+        self,
+        metrics: Mapping[str, Any],
+        step: int | None = None,
+        *,
+        timestamp_ms: int | None = None,
+    ) -> None:
+        """Log metric values at ``step`` (default: one past the key's last step). Never blocks
+        on the database."""
+        if self._ended:
+            msg = f"run {self.id} has ended; start a new run to log more"
+            raise InvalidStateError(msg)
+        if step is not None and type(step) is not int:
+            step = _check_step(step)
+        ts = _time_ns() // 1_000_000 if timestamp_ms is None else int(timestamp_ms)
+        series = self._series
+        next_step = self._next_step
+        buf = self._buf
+        for key, value in metrics.items():
+            sid = series.get(key)
+            if sid is None:
+                sid = self._declare(key)
+            if type(value) is not float:
+                value = metric_value(key, value)
+            s = next_step.get(key, 0) if step is None else step
+            next_step[key] = s + 1
+            buf.append((sid, s, ts, None if value != value else value))
+        if len(buf) >= self._batch:
+            self._wake.set()
+            if len(buf) >= self._max_buffer:
+                self.flush()
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        self.log({key: value}, step)
+
+    def _declare(self, key: str) -> int:
+        check_key("metric", key)
+        with self._declare_lock:
+            sid = self._series.get(key)
+            if sid is None:
+                sid = secrets.randbits(62)
+                self._new_series.append((sid, key))
+                self._series[key] = sid
+        return sid
+
+    # -- writing ---------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write every point logged so far; when it returns they are durable."""
+        self._drain()
+
+    def _drain(self) -> None:
+        with self._write_lock:
+            buf = self._buf
+            n = len(buf)  # points first, then series: every point's series is then included
+            n_series = len(self._new_series)
+            if n == 0 and n_series == 0:
+                return
+            batch = buf[:n]
+            declared = self._new_series[:n_series]
+            if self._remap:
+                batch = [(self._remap.get(p[0], p[0]), p[1], p[2], p[3]) for p in batch]
+            remap = self._store.write_metrics(self.id, declared, batch)
+            del buf[:n]
+            del self._new_series[:n_series]
+            self.points_written += n
+            for key, sid in remap.items():
+                old = self._series[key]
+                self._remap[old] = sid
+                self._series[key] = sid
+
+    def _loop(self) -> None:
+        if self._capture_env:
+            self._write_environment()
+        next_beat = time.monotonic() + self._heartbeat_s
+        backoff = self._flush_every
+        while not self._stop.is_set():
+            self._wake.wait(backoff)
+            self._wake.clear()
+            try:
+                self._drain()
+                if time.monotonic() >= next_beat:
+                    self._store.heartbeat(self.id, _time_ns() // 1_000_000)
+                    next_beat = time.monotonic() + self._heartbeat_s
+                self._error = None
+                backoff = self._flush_every
+            except Exception as exc:  # noqa: BLE001 - kept for flush() and retried
+                self._error = exc
+                log.warning("run %s: writing metrics failed, will retry: %s", self.id, exc)
+                backoff = min(backoff * 2, 5.0)
+
+    def _write_environment(self) -> None:
+        from luminary.tracking._env import capture_environment
+
+        try:
+            self._store.set_environment(self.id, capture_environment())
+        except Exception as exc:  # noqa: BLE001 - the run goes on without it
+            log.warning("run %s: could not record the environment: %s", self.id, exc)
+
+    # -- params, tags, artifacts -----------------------------------------------------------
+    def log_params(self, params: Mapping[str, ParamValue]) -> None:
+        self._check_open()
+        self._store.log_params(self.id, params)
+
+    def log_param(self, key: str, value: ParamValue) -> None:
+        self.log_params({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._check_open()
+        self._store.set_tags(self.id, tags)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def log_artifact(
+        self, local_path: str | os.PathLike[str], name: str | None = None
+    ) -> list[ArtifactEntry]:
+        """Store a file or a folder (recursively) as artifacts of this run.
+
+        ``name`` is the artifact path (default: the file or folder's own name); files of a
+        folder are stored under it with their relative paths.
+        """
+        self._check_open()
+        path = Path(local_path)
+        base = name if name is not None else path.name
+        check_relative_path(base)
+        if path.is_file():
+            files = [(path, base)]
+        elif path.is_dir():
+            files = [
+                (f, f"{base}/{f.relative_to(path).as_posix()}")
+                for f in sorted(path.rglob("*"))
+                if f.is_file()
+            ]
+        else:
+            msg = f"artifact {str(local_path)!r} does not exist or is not a file or folder"
+            raise InvalidArgumentError(msg)
+        entries = []
+        for file, rel in files:
+            blob = self._store.blobs.put_file(file)
+            entries.append(ArtifactEntry(check_relative_path(rel), blob.digest, blob.size))
+        self._store.add_artifacts(self.id, entries)
+        return entries
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
+        """Flush, stop the writer, and record the final status. Idempotent."""
+        if self._ended:
+            return
+        final = RunStatus(status)
+        self._ended = True
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        try:
+            self._drain()
+        finally:
+            self._store.set_run_status(self.id, final)
+            from luminary.tracking import _api
+
+            _api._forget(self)
+
+    def _check_open(self) -> None:
+        if self._ended:
+            msg = f"run {self.id} has ended; start a new run to change it"
+            raise InvalidStateError(msg)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.end(RunStatus.FINISHED)
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.end(RunStatus.KILLED)
+        else:
+            self.end(RunStatus.FAILED)
+
+    def _end_at_exit(self) -> None:
+        failed = getattr(sys, "last_value", None) is not None
+        self.end(RunStatus.FAILED if failed else RunStatus.FINISHED)
+
+
+def _check_step(step: object) -> int:
+    if isinstance(step, bool) or not hasattr(step, "__index__"):
+        msg = f"step {step!r} is not valid; a step is an integer (e.g. the epoch or batch number)"
+        raise InvalidArgumentError(msg)
+    return int(step.__index__())  # type: ignore[attr-defined,unused-ignore]

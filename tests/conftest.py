@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from luminary.store._sql import SqlStore
+from luminary.tracking import set_store
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own LUMINARY_HOME and a fresh SDK store."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("LUMINARY_HOME", str(home))
+    for var in ("LUMINARY_DB", "LUMINARY_BLOBS", "LUMINARY_URI", "LUMINARY_PROJECT"):
+        monkeypatch.delenv(var, raising=False)
+    set_store(None)
+    yield home
+    set_store(None)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
+    store = SqlStore(f"sqlite:///{tmp_path / 'db' / 'luminary.db'}", str(tmp_path / "blobs"))
+    yield store
+    store.close()
+
+
+def _postgres_base_url() -> str:
+    url = os.environ.get("LUMINARY_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("LUMINARY_TEST_POSTGRES_URL is not set (CI sets it when PostgreSQL answers)")
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    base = _postgres_base_url()
+    schema = f"lm_test_{secrets.token_hex(6)}"
+    admin = sa.create_engine(base)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.fail(f"LUMINARY_TEST_POSTGRES_URL={base} is set but does not answer: {exc}")
+    url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_store(postgres_url: str, tmp_path: Path) -> Iterator[SqlStore]:
+    store = SqlStore(postgres_url, str(tmp_path / "blobs"))
+    yield store
+    store.close()
