@@ -31,8 +31,13 @@ def _root() -> None:
     """Environment: LUMINARY_HOME (default ~/.luminary), LUMINARY_DB, LUMINARY_BLOBS."""
 
 
+# Typer re-exports click's exception tree (vendored in recent releases); find its root.
+_CLICK_EXCEPTION: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
 def main() -> None:
-    import click
     from rich.text import Text
 
     from luminary.cli._output import err
@@ -43,12 +48,14 @@ def main() -> None:
     except LuminaryError as exc:
         err.print(Text.assemble(("error: ", "bold red"), exc.message), soft_wrap=True)
         sys.exit(1)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(1)
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except _CLICK_EXCEPTION as exc:
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

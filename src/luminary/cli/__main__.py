@@ -1,0 +1,3 @@
+from luminary.cli import main
+
+main()

@@ -1,0 +1,30 @@
+"""The demo job end to end, small."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+import luminary as lm
+from luminary.demo._job import DemoConfig, run_demo
+
+
+def test_demo_trains_tracks_and_reports_where_things_are() -> None:
+    buf = io.StringIO()
+    result = run_demo(
+        DemoConfig(project="demo-test", n_jets=2000, epochs=2, hidden=8),
+        console=Console(file=buf, width=120),
+    )
+    text = buf.getvalue()
+    assert "where everything is stored" in text
+    assert result.run_id in text
+    run = lm.get_run(result.run_id)
+    assert run.status.value == "finished"
+    assert run.params["n_train"] == 1600
+    assert run.metrics["val_auc"] == result.val_auc
+    assert result.val_auc > 0.6  # clearly better than chance after two epochs
+    assert len(lm.get_metric_history(run.id, "val_auc")) == 2
+    assert len(lm.get_metric_history(run.id, "train/loss")) == 2 * 7  # 1600 / 256 -> 7 steps
+    paths = [a.path for a in lm.list_artifacts(run.id)]
+    assert paths == ["model/config.json", "model/confusion.json", "model/deepsets.npz"]
