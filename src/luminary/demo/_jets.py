@@ -42,8 +42,7 @@ FEATURES: tuple[str, ...] = (
 )
 
 _TAU = CLASSES.index("tau")
-_R = 0.4  # jet radius; constituents are drawn inside _R_GEN of the nominal axis
-_R_GEN = 0.36
+_R_GEN = 0.36  # constituents lie within this of the nominal axis: ΔR to the summed one ≲ 0.4
 _PT_MIN, _PT_MAX, _PT_INDEX = 30.0, 500.0, 3.0  # dN/dpT ∝ pT^-index
 _ETA_MAX = 2.5
 _CONST_PT_MIN = 0.5  # GeV, every constituent has at least this
@@ -172,7 +171,7 @@ def make_jets(n_jets: int, *, max_constituents: int = 30, seed: int = 0) -> JetS
     d0_tail = life_sign * (2.0 + rng.exponential(_D0_SCALE[labels][:, None], (n, m)))
     d0 = rng.standard_normal((n, m))
     d0 = np.where(displaced, d0_tail, d0)
-    d0 = np.where(tau_col & charged, d0 + life_sign * rng.exponential(1.0, (n, m)), d0)
+    d0 = np.where(tau_col & charged, d0 + life_sign * rng.exponential(_D0_SCALE[_TAU], (n, m)), d0)
     dz = np.where(displaced, 0.7 * d0, 0.0) + rng.standard_normal((n, m))
     d0, dz = d0 * charged, dz * charged
     has_lepton = rng.random(n) < _P_LEPTON[labels]

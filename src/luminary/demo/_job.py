@@ -12,12 +12,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from luminary.store.models import ParamValue
+
+if TYPE_CHECKING:
+    from luminary.demo._deepsets import TrainResult
+    from luminary.demo._jets import JetSample
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
@@ -27,8 +32,8 @@ class DemoConfig:
     project: str = "cms-btag-demo"
     n_jets: int = 20_000
     max_constituents: int = 30
-    hidden: int = 32
-    epochs: int = 6
+    hidden: tuple[int, ...] = (16, 32, 64)  # one child run per width
+    epochs: int = 8
     batch_size: int = 256
     lr: float = 1e-2
     seed: int = 0
@@ -36,7 +41,8 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class DemoResult:
-    run_id: str
+    run_id: str  # the parent (scan) run
+    best_run_id: str
     val_accuracy: float
     val_auc: float
     points_logged: int
@@ -44,10 +50,7 @@ class DemoResult:
 
 
 def run_demo(config: DemoConfig | None = None, console: Console | None = None) -> DemoResult:
-    import numpy as np
-
     import luminary as lm
-    from luminary.demo._deepsets import DeepSets, train
     from luminary.demo._jets import CLASSES, FEATURES, make_jets, train_test_split
 
     cfg = config or DemoConfig()
@@ -66,11 +69,8 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
         f"{float(jets.mask.sum(axis=1).mean()):.1f} constituents per jet on average, "
         f"{len(FEATURES)} features each"
     )
-
-    model = DeepSets.init(len(FEATURES), len(CLASSES), cfg.hidden, seed=cfg.seed)
-    params: dict[str, ParamValue] = {
+    shared: dict[str, ParamValue] = {
         "model": "deepsets",
-        "hidden": cfg.hidden,
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
@@ -80,15 +80,57 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
         "max_constituents": cfg.max_constituents,
         "features": list(FEATURES),
         "classes": list(CLASSES),
-        "n_parameters": model.n_parameters,
     }
+    results: list[tuple[str, int, TrainResult, int]] = []
+    points = 0
+    with lm.start_run(
+        project=cfg.project,
+        name="deepsets-width-scan",
+        params=shared | {"scan.hidden": list(cfg.hidden)},
+        tags={"task": "jet-tagging", "data": "synthetic", "kind": "scan"},
+    ) as parent:
+        con.print(f"[green]✓[/] scan run [bold]{parent.name}[/] ({parent.id}) in {cfg.project}")
+        for hidden in cfg.hidden:
+            run_id, result, n_params, n_points = _train_one(
+                cfg, hidden, shared, train_set, val_set, parent.id, con
+            )
+            results.append((run_id, hidden, result, n_params))
+            points += n_points
+        best = max(results, key=lambda r: r[2].val_auc)
+        parent.log({"best_val_auc": best[2].val_auc, "best_val_accuracy": best[2].val_accuracy})
+        parent.set_tags({"best_run": best[0]})
+        parent.flush()
+        points += parent.points_written
+    elapsed = time.perf_counter() - t0
+    _report(con, cfg, results, best, points, elapsed, parent.id, store)
+    return DemoResult(parent.id, best[0], best[2].val_accuracy, best[2].val_auc, points, elapsed)
+
+
+def _train_one(
+    cfg: DemoConfig,
+    hidden: int,
+    shared: dict[str, ParamValue],
+    train_set: JetSample,
+    val_set: JetSample,
+    parent_id: str,
+    con: Console,
+) -> tuple[str, TrainResult, int, int]:
+    import luminary as lm
+    from luminary.demo._deepsets import DeepSets, train
+    from luminary.demo._jets import CLASSES, FEATURES
+
+    model = DeepSets.init(len(FEATURES), len(CLASSES), hidden, seed=cfg.seed)
+    params = shared | {"hidden": hidden, "n_parameters": model.n_parameters}
     steps_per_epoch = -(-len(train_set) // cfg.batch_size)
     with lm.start_run(
-        project=cfg.project, params=params, tags={"task": "jet-tagging", "data": "synthetic"}
+        project=cfg.project,
+        name=f"deepsets-h{hidden}",
+        params=params,
+        parent=parent_id,
+        tags={"task": "jet-tagging", "data": "synthetic"},
     ) as run:
-        con.print(f"[green]✓[/] run [bold]{run.name}[/] ({run.id}) in project {run.project}")
         progress = Progress(
-            TextColumn("[bold]training[/] epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            TextColumn(f"[bold]{run.name:<14}[/] epoch {{task.fields[epoch]}}/{cfg.epochs}"),
             BarColumn(),
             TextColumn("loss {task.fields[loss]:.3f}  val AUC {task.fields[auc]}"),
             TimeElapsedColumn(),
@@ -97,12 +139,7 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
         )
         with progress:
             task = progress.add_task(
-                "train",
-                total=cfg.epochs * steps_per_epoch,
-                epoch=1,
-                epochs=cfg.epochs,
-                loss=float("nan"),
-                auc="-",
+                "train", total=cfg.epochs * steps_per_epoch, epoch=1, loss=float("nan"), auc="-"
             )
 
             def on_step(step: int, m: dict[str, float]) -> None:
@@ -124,7 +161,6 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
                 on_step=on_step,
                 on_epoch=on_epoch,
             )
-
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "model"
             folder.mkdir()
@@ -137,38 +173,72 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
             (folder / "confusion.json").write_text(json.dumps(confusion, indent=2))
             run.log_artifact(folder, "model")
         run.flush()
-        points = run.points_written
-    elapsed = time.perf_counter() - t0
+    return run.id, result, model.n_parameters, run.points_written
 
-    efficiency = np.diag(result.confusion) / np.maximum(result.confusion.sum(axis=1), 1)
-    table = Table(title="result", title_justify="left", show_header=False)
+
+def _report(
+    con: Console,
+    cfg: DemoConfig,
+    results: list[tuple[str, int, TrainResult, int]],
+    best: tuple[str, int, TrainResult, int],
+    points: int,
+    elapsed: float,
+    parent_id: str,
+    store: object,
+) -> None:
+    import numpy as np
+
+    from luminary.demo._jets import CLASSES
+
+    scan = Table(title="width scan (validation set)", title_justify="left")
+    for col in ("run", "hidden", "parameters", "accuracy", "AUC", "train time"):
+        scan.add_column(col, justify="left" if col == "run" else "right")
+    for run_id, hidden, res, n_params in results:
+        style = "bold green" if run_id == best[0] else ""
+        scan.add_row(
+            run_id,
+            str(hidden),
+            f"{n_params:,}",
+            f"{res.val_accuracy:.3f}",
+            f"{res.val_auc:.4f}",
+            f"{res.elapsed_s:.1f} s",
+            style=style,
+        )
+    con.print(scan)
+
+    res = best[2]
+    efficiency = np.diag(res.confusion) / np.maximum(res.confusion.sum(axis=1), 1)
+    table = Table(title=f"best: hidden={best[1]}", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
-    table.add_row("validation accuracy", f"{result.val_accuracy:.3f}")
-    table.add_row("validation AUC (one-vs-rest, macro)", f"{result.val_auc:.4f}")
+    table.add_row("validation accuracy", f"{res.val_accuracy:.3f}")
+    table.add_row("validation AUC (one-vs-rest, macro)", f"{res.val_auc:.4f}")
     for name, eff in zip(CLASSES, efficiency, strict=True):
         table.add_row(f"  {name} jets correctly tagged", f"{eff:.3f}")
-    table.add_row("training time", f"{result.elapsed_s:.1f} s")
-    table.add_row("metric points logged", f"{points:,}")
-    table.add_row("trainable parameters", f"{model.n_parameters:,}")
+    table.add_row("metric points logged (all runs)", f"{points:,}")
     con.print(table)
 
     where = Table(title="where everything is stored", title_justify="left", show_header=False)
     where.add_column(style="bold")
     where.add_column()
-    where.add_row("run", f"{run.id} (project {cfg.project})")
+    where.add_row("runs", f"scan {parent_id}, best {best[0]} (project {cfg.project})")
     where.add_row("metadata", _describe_db(store))
-    where.add_row("artifacts", f"{store.blobs.url} (content-addressed by BLAKE3)")
+    where.add_row(
+        "artifacts",
+        f"{getattr(store, 'blobs', None) and store.blobs.url}"  # type: ignore[attr-defined]
+        " (content-addressed by BLAKE3)",
+    )
     con.print(where)
+    others = [r[0] for r in results if r[0] != best[0]]
     con.print(
         "next: "
-        f"[cyan]luminary runs get {run.id}[/] · "
-        f"[cyan]luminary runs metrics {run.id} val_auc[/] · "
         f"[cyan]luminary runs list -p {cfg.project}[/] · "
-        f"[cyan]luminary artifacts get {run.id} model[/]"
+        f"[cyan]luminary runs get {best[0]}[/] · "
+        f"[cyan]luminary runs metrics {best[0]} val_auc[/] · "
+        + (f"[cyan]luminary runs compare {best[0]} {others[0]}[/] · " if others else "")
+        + f"[cyan]luminary artifacts get {best[0]} model[/]"
     )
     con.print(f"[dim]demo finished in {elapsed:.1f} s[/]")
-    return DemoResult(run.id, result.val_accuracy, result.val_auc, points, elapsed)
 
 
 def _describe_db(store: object) -> str:

@@ -29,6 +29,7 @@ for ASCII on SQLite and case-sensitive on PostgreSQL; use ``ilike`` to be portab
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,22 +44,9 @@ from luminary.store._schema import metric_series, params, runs, tags
 from luminary.store.models import RunStatus, to_ms
 
 __all__ = [
-    "And",
-    "Compare",
-    "Expr",
-    "Field",
-    "InList",
-    "IsNull",
-    "Like",
-    "MatchAll",
-    "Not",
-    "Or",
-    "OrderTerm",
-    "compile_search",
-    "parse_filter",
-    "parse_order_by",
-    "referenced_fields",
-]
+    "And", "Compare", "Expr", "Field", "InList", "IsNull", "Like", "MatchAll", "Not", "Or",
+    "OrderTerm", "compile_search", "parse_filter", "parse_order_by", "referenced_fields",
+]  # fmt: skip
 
 FieldKind = Literal["params", "metrics", "tags", "attr"]
 CompareOp = Literal["=", "!=", "<", "<=", ">", ">="]
@@ -134,13 +122,9 @@ Expr: TypeAlias = Compare | InList | Like | IsNull | Not | And | Or | MatchAll
 # Tokenizer
 
 _KINDS: dict[str, FieldKind] = {
-    "params": "params",
-    "param": "params",
-    "metrics": "metrics",
-    "metric": "metrics",
-    "tags": "tags",
-    "tag": "tags",
-}
+    "params": "params", "param": "params", "metrics": "metrics", "metric": "metrics",
+    "tags": "tags", "tag": "tags",
+}  # fmt: skip
 _ATTRS = {a: a for a in ("name", "status", "id", "parent_id", "start_time", "end_time", "duration")}
 _ATTRS |= {"run_name": "name", "run_id": "id", "created": "start_time"}
 _VALID_FIELDS = (
@@ -441,22 +425,12 @@ _Col: TypeAlias = sa.ColumnElement[Any]
 _Cond: TypeAlias = sa.ColumnElement[bool]
 _DURATION_MS: _Col = runs.c.end_ms - runs.c.start_ms
 _ATTR_COLS: dict[str, _Col] = {
-    "id": runs.c.id,
-    "name": runs.c.name,
-    "status": runs.c.status,
-    "parent_id": runs.c.parent_id,
-    "start_time": runs.c.start_ms,
-    "end_time": runs.c.end_ms,
-    "duration": _DURATION_MS,
-}
-_COMPARE: dict[str, Callable[[_Col, Any], _Cond]] = {
-    "=": lambda c, v: c == v,
-    "!=": lambda c, v: c != v,
-    "<": lambda c, v: c < v,
-    "<=": lambda c, v: c <= v,
-    ">": lambda c, v: c > v,
-    ">=": lambda c, v: c >= v,
-}
+    "id": runs.c.id, "name": runs.c.name, "status": runs.c.status, "parent_id": runs.c.parent_id,
+    "start_time": runs.c.start_ms, "end_time": runs.c.end_ms, "duration": _DURATION_MS,
+}  # fmt: skip
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {  # "!=" is built from "="
+    "=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}  # fmt: skip
 _STATUSES = tuple(s.value for s in RunStatus)
 
 
@@ -466,7 +440,7 @@ def _name(f: Field) -> str:
 
 def _present(col: _Col) -> _Cond:
     """``col IS NOT NULL``, left out for NOT NULL columns of ``runs``."""
-    required = isinstance(col, sa.Column) and not col.nullable
+    required = isinstance(col, sa.Column) and col.table is runs and not col.nullable
     return sa.true() if required else col.is_not(None)
 
 

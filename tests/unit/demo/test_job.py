@@ -13,13 +13,19 @@ from luminary.demo._job import DemoConfig, run_demo
 def test_demo_trains_tracks_and_reports_where_things_are() -> None:
     buf = io.StringIO()
     result = run_demo(
-        DemoConfig(project="demo-test", n_jets=2000, epochs=2, hidden=8),
+        DemoConfig(project="demo-test", n_jets=2000, epochs=2, hidden=(8, 16)),
         console=Console(file=buf, width=120),
     )
     text = buf.getvalue()
     assert "where everything is stored" in text
-    assert result.run_id in text
-    run = lm.get_run(result.run_id)
+    assert result.best_run_id in text
+    scan = lm.get_run(result.run_id)
+    assert scan.status.value == "finished"
+    assert scan.tags["best_run"] == result.best_run_id
+    children = lm.search_runs("demo-test", filter=f"parent_id = '{scan.id}'")
+    assert sorted(r.params["hidden"] for r in children) == [8, 16]
+    run = lm.get_run(result.best_run_id)
+    assert run.parent_id == scan.id
     assert run.status.value == "finished"
     assert run.params["n_train"] == 1600
     assert run.metrics["val_auc"] == result.val_auc
