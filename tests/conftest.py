@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from luminary.store._schema import metadata
 from luminary.store._sql import SqlStore
 from luminary.tracking import set_store
 
@@ -38,10 +40,9 @@ def _postgres_base_url() -> str:
     return url
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
-    base = _postgres_base_url()
+@contextlib.contextmanager
+def _fresh_schema(base: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a new schema, dropped afterwards."""
     schema = f"lm_test_{secrets.token_hex(6)}"
     admin = sa.create_engine(base)
     try:
@@ -60,7 +61,24 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def postgres_store(postgres_url: str, tmp_path: Path) -> Iterator[SqlStore]:
-    store = SqlStore(postgres_url, str(tmp_path / "blobs"))
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty schema (for tests of migrations themselves)."""
+    with _fresh_schema(_postgres_base_url()) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def _postgres_session_url() -> Iterator[str]:
+    with _fresh_schema(_postgres_base_url()) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_store(_postgres_session_url: str, tmp_path: Path) -> Iterator[SqlStore]:
+    """A migrated PostgreSQL store, emptied before each test (one schema per session)."""
+    store = SqlStore(_postgres_session_url, str(tmp_path / "blobs"))
+    with store.engine.begin() as conn:  # DELETE beats TRUNCATE on a few tiny tables
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
     yield store
     store.close()

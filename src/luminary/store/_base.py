@@ -14,7 +14,9 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from luminary.datasets._base import DatasetStore
 from luminary.errors import AlreadyExistsError
+from luminary.registry._base import RegistryStore
 from luminary.store.blobs import BlobStore
 from luminary.store.models import (
     ArtifactEntry,
@@ -31,7 +33,7 @@ __all__ = ["MetricPoint", "Store"]
 MetricPoint = tuple[int, int, int, float | None]
 
 
-class Store(abc.ABC):
+class Store(RegistryStore, DatasetStore, abc.ABC):
     """Projects, runs, params, tags, metrics, artifacts and environments, plus a blob store."""
 
     blobs: BlobStore
@@ -143,5 +145,5 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_environment(self, run_id: str) -> dict[str, Any]: ...
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""

@@ -17,7 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from luminary._ids import new_id
+from luminary.datasets._sql import SqlDatasets
 from luminary.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, nearest
+from luminary.registry._sql import SqlRegistry
 from luminary.store import _schema as t
 from luminary.store._base import MetricPoint, Store
 from luminary.store._engine import create_engine, migrate, read_tx, write_tx
@@ -50,7 +52,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class SqlStore(Store):
+class SqlStore(SqlRegistry, SqlDatasets, Store):
     """A Store on SQLAlchemy: ``sqlite:///path`` or ``postgresql+psycopg://…``."""
 
     def __init__(

@@ -18,6 +18,7 @@ __all__ = [
     "RunStatus",
     "from_ms",
     "to_ms",
+    "utc",
 ]
 
 ParamValue = str | int | float | bool | None | list[Any] | dict[str, Any]
@@ -42,6 +43,11 @@ def to_ms(when: datetime) -> int:
 
 def from_ms(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def utc(ms: int) -> datetime:
+    """An aware UTC datetime from milliseconds since the epoch."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 @dataclass(frozen=True)

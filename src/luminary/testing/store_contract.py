@@ -10,23 +10,28 @@ fresh, empty :class:`~luminary.store.Store`::
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from luminary.datasets.models import DatasetVersion
 from luminary.errors import (
     AlreadyExistsError,
     IntegrityError,
     InvalidArgumentError,
+    InvalidStateError,
     NotFoundError,
 )
+from luminary.registry.models import ModelVersion
 from luminary.store import ArtifactEntry, ParamValue, RunStatus, Store
 
-__all__ = ["StoreContract"]
+__all__ = ["DatasetContract", "RegistryContract", "StoreContract"]
 
 
 def _sid() -> int:
@@ -271,3 +276,216 @@ class StoreContract:
             store.blobs.get_file(blob.digest, dest)
         assert not dest.exists()
         assert store.blobs.verify(blob.digest) is False
+
+
+_D1 = "1" * 64
+_D2 = "2" * 64
+
+
+def _register(store: Store, name: str = "jet-tagger", **kw: object) -> ModelVersion:
+    args: dict[str, Any] = {
+        "project": "cms-btag",
+        "digest": _D1,
+        "size": 10,
+        "format": "onnx",
+        "filename": "model.onnx",
+        "signature": {"inputs": []},
+        "metadata": {},
+        "source_run_id": None,
+        "parent": None,
+        "description": "",
+        "actor": "alice@lxplus",
+    }
+    args.update(kw)
+    return store.create_model_version(name, **args)
+
+
+class RegistryContract:
+    def test_versions_are_numbered_and_resolved(self, store: Store) -> None:
+        run = store.create_run("cms-btag", params={"lr": 0.01})
+        sid = _sid()
+        store.write_metrics(run.id, [(sid, "val_auc")], [(sid, 0, 1, 0.93)])
+        v1 = _register(store, source_run_id=run.id)
+        v2 = _register(store, digest=_D2)
+        assert (v1.version, v2.version) == (1, 2)
+        assert v1.ref == "jet-tagger@1"
+        assert v1.metrics == {"val_auc": 0.93}
+        assert v1.source_run_id == run.id
+        assert store.get_model_version("jet-tagger@1").digest == _D1
+        assert store.get_model_version("jet-tagger").version == 2
+        assert store.get_model_version("jet-tagger@latest").version == 2
+        model = store.get_model("jet-tagger")
+        assert model.project == "cms-btag"
+        assert model.latest_version == 2
+        assert [v.version for v in store.list_model_versions("jet-tagger")] == [1, 2]
+        assert [v.version for v in store.versions_from_run(run.id)] == [1]
+
+    def test_aliases_move_atomically_with_history(self, store: Store) -> None:
+        _register(store)
+        _register(store, digest=_D2)
+        store.set_alias("jet-tagger", "production", 1, "alice")
+        assert store.get_model_version("jet-tagger@production").version == 1
+        store.set_alias("jet-tagger", "production", 2, "bob")
+        store.set_alias("jet-tagger", "staging", 1, "bob")
+        assert store.get_model_version("jet-tagger@production").version == 2
+        assert store.get_model("jet-tagger").aliases == {"production": 2, "staging": 1}
+        assert store.get_model_version("jet-tagger@1").aliases == ("staging",)
+        store.unset_alias("jet-tagger", "staging", "carol")
+        moves = store.alias_history("jet-tagger")
+        assert [(m.alias, m.from_version, m.to_version, m.actor) for m in moves] == [
+            ("production", None, 1, "alice"),
+            ("production", 1, 2, "bob"),
+            ("staging", None, 1, "bob"),
+            ("staging", 1, None, "carol"),
+        ]
+        assert [m.to_version for m in store.alias_history("jet-tagger", "production")] == [1, 2]
+
+    def test_unknown_names_suggest_the_nearest(self, store: Store) -> None:
+        _register(store)
+        store.set_alias("jet-tagger", "production", 1, "a")
+        with pytest.raises(NotFoundError, match="did you mean 'jet-tagger'"):
+            store.get_model_version("jet-taggr@1")
+        with pytest.raises(NotFoundError, match="did you mean 'production'"):
+            store.get_model_version("jet-tagger@productoin")
+        with pytest.raises(NotFoundError, match="versions: 1"):
+            store.get_model_version("jet-tagger@7")
+        with pytest.raises(NotFoundError):
+            store.set_alias("jet-tagger", "staging", 9, "a")
+
+    @pytest.mark.parametrize("ref", ["", "bad name@1", "x@0", "x@-1", "x@has space", "@3"])
+    def test_bad_references_are_invalid(self, store: Store, ref: str) -> None:
+        with pytest.raises(InvalidArgumentError):
+            store.get_model_version(ref)
+
+    def test_derived_versions_point_to_their_parent(self, store: Store) -> None:
+        _register(store)
+        child = _register(store, "jet-tagger-int8", parent="jet-tagger@1", digest=_D2)
+        assert child.parent == "jet-tagger@1"
+        assert [v.ref for v in store.derived_versions("jet-tagger@1")] == ["jet-tagger-int8@1"]
+
+    def test_a_version_an_alias_points_to_cannot_be_deleted(self, store: Store) -> None:
+        _register(store)
+        _register(store, digest=_D2)
+        store.set_alias("jet-tagger", "production", 1, "a")
+        with pytest.raises(InvalidStateError, match="production"):
+            store.delete_model_version("jet-tagger@1", "a")
+        store.delete_model_version("jet-tagger@2", "a")
+        assert [v.version for v in store.list_model_versions("jet-tagger")] == [1]
+        store.delete_model("jet-tagger", "a")
+        with pytest.raises(NotFoundError):
+            store.get_model("jet-tagger")
+
+    def test_event_log_records_every_change_in_order(self, store: Store) -> None:
+        _register(store)
+        store.set_alias("jet-tagger", "production", 1, "alice")
+        store.create_dataset_version(
+            "jets",
+            project="cms-btag",
+            mode="copy",
+            root="/data",
+            manifest_digest=_D1,
+            schema_digest=None,
+            file_count=2,
+            total_bytes=20,
+            message="",
+            actor="alice",
+        )
+        events = store.list_events()
+        assert [(e.kind, e.subject) for e in events] == [
+            ("model.registered", "jet-tagger@1"),
+            ("alias.set", "jet-tagger@production"),
+            ("dataset.version", "jets@1"),
+        ]
+        assert events[1].payload == {
+            "model": "jet-tagger",
+            "alias": "production",
+            "from_version": None,
+            "to_version": 1,
+        }
+        assert store.list_events(after=events[0].seq, kinds=["alias.set"])[0].actor == "alice"
+
+    def test_concurrent_alias_moves_all_land_in_history(self, store: Store) -> None:
+        for digest in (_D1, _D2, "3" * 64):
+            _register(store, digest=digest)
+        errors: list[BaseException] = []
+
+        def move(version: int) -> None:
+            try:
+                for _ in range(5):
+                    store.set_alias("jet-tagger", "production", version, f"w{version}")
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=move, args=(v,)) for v in (1, 2, 3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert errors == []
+        moves = store.alias_history("jet-tagger", "production")
+        assert len(moves) == 15
+        # Each move starts where the previous one ended: the history is a chain.
+        for before, after in itertools.pairwise(moves):
+            assert after.from_version == before.to_version
+        final = store.get_model_version("jet-tagger@production").version
+        assert final == moves[-1].to_version
+
+
+class DatasetContract:
+    def _add(self, store: Store, digest: str = _D1, name: str = "jets") -> DatasetVersion:
+        return store.create_dataset_version(
+            name,
+            project="cms-btag",
+            mode="copy",
+            root="/eos/jets",
+            manifest_digest=digest,
+            schema_digest=None,
+            file_count=3,
+            total_bytes=300,
+            message="first",
+            actor="alice",
+        )
+
+    def test_versions_are_numbered_and_resolved(self, store: Store) -> None:
+        v1 = self._add(store)
+        v2 = self._add(store, _D2)
+        assert (v1.ref, v2.ref) == ("jets@1", "jets@2")
+        assert store.get_dataset_version("jets@1").manifest_digest == _D1
+        assert store.get_dataset_version("jets").version == 2
+        assert store.get_dataset("jets").latest_version == 2
+        assert [d.name for d in store.list_datasets()] == ["jets"]
+        assert [v.version for v in store.list_dataset_versions("jets")] == [1, 2]
+
+    def test_unknown_dataset_and_version(self, store: Store) -> None:
+        self._add(store)
+        with pytest.raises(NotFoundError, match="did you mean 'jets'"):
+            store.get_dataset_version("jest@1")
+        with pytest.raises(NotFoundError, match="versions: 1"):
+            store.get_dataset_version("jets@4")
+        with pytest.raises(InvalidArgumentError, match="not aliases"):
+            store.get_dataset_version("jets@production")
+
+    def test_run_inputs_link_runs_and_versions(self, store: Store) -> None:
+        v1 = self._add(store)
+        run = store.create_run("cms-btag")
+        store.add_run_inputs(run.id, [v1.id, v1.id])
+        store.add_run_inputs(run.id, [v1.id])
+        assert [v.ref for v in store.run_inputs(run.id)] == ["jets@1"]
+        assert store.runs_using("jets@1") == [run.id]
+
+    def test_bad_mode_and_digest_are_rejected(self, store: Store) -> None:
+        with pytest.raises(InvalidArgumentError, match="mode"):
+            store.create_dataset_version(
+                "jets",
+                project="p",
+                mode="move",
+                root="/x",  # type: ignore[arg-type]
+                manifest_digest=_D1,
+                schema_digest=None,
+                file_count=0,
+                total_bytes=0,
+                message="",
+                actor="a",
+            )
+        with pytest.raises(InvalidArgumentError, match="digest"):
+            self._add(store, "../../etc/passwd")

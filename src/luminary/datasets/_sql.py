@@ -1,0 +1,250 @@
+"""Datasets on SQL (mixed into :class:`luminary.store.SqlStore`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from luminary._ids import new_id
+from luminary.datasets._base import DatasetStore
+from luminary.datasets.models import Dataset, DatasetVersion, Mode
+from luminary.errors import InvalidArgumentError, NotFoundError, nearest
+from luminary.registry._sql import insert_event
+from luminary.registry.models import ModelRef, check_name, parse_ref
+from luminary.store import _schema as t
+from luminary.store._engine import read_tx, write_tx
+from luminary.store.blobs import check_digest
+from luminary.store.models import utc
+
+if TYPE_CHECKING:
+    from luminary.store.models import Project
+
+__all__ = ["SqlDatasets"]
+
+_RETRIES = 5
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SqlDatasets(DatasetStore):
+    engine: sa.Engine
+
+    if TYPE_CHECKING:
+
+        def ensure_project(self, name: str) -> Project: ...
+
+        def _resolve_run_id(self, conn: sa.Connection, run_id: str) -> str: ...
+
+    def create_dataset_version(
+        self,
+        name: str,
+        *,
+        project: str,
+        mode: Mode,
+        root: str,
+        manifest_digest: str,
+        schema_digest: str | None,
+        file_count: int,
+        total_bytes: int,
+        message: str,
+        actor: str,
+    ) -> DatasetVersion:
+        check_name("dataset", name)
+        if mode not in ("copy", "reference"):
+            msg = f"dataset mode {mode!r} is not valid; use 'copy' or 'reference'"
+            raise InvalidArgumentError(msg)
+        check_digest(manifest_digest)
+        if schema_digest is not None:
+            check_digest(schema_digest)
+        proj = self.ensure_project(project)
+        d, v = t.datasets.c, t.dataset_versions.c
+        for attempt in range(_RETRIES):
+            try:
+                with write_tx(self.engine) as conn:
+                    dataset_id = conn.execute(
+                        sa.select(d.id).where(d.name == name).with_for_update()
+                    ).scalar()
+                    if dataset_id is None:
+                        dataset_id = new_id()
+                        conn.execute(
+                            t.datasets.insert(),
+                            {
+                                "id": dataset_id,
+                                "project_id": proj.id,
+                                "name": name,
+                                "description": "",
+                                "created_ms": _now_ms(),
+                            },
+                        )
+                    number = (
+                        conn.execute(
+                            sa.select(sa.func.max(v.version)).where(v.dataset_id == dataset_id)
+                        ).scalar()
+                        or 0
+                    ) + 1
+                    row = {
+                        "id": new_id(),
+                        "dataset_id": dataset_id,
+                        "version": number,
+                        "mode": mode,
+                        "root": root,
+                        "manifest_digest": manifest_digest,
+                        "schema_digest": schema_digest,
+                        "file_count": file_count,
+                        "total_bytes": total_bytes,
+                        "message": message,
+                        "created_ms": _now_ms(),
+                        "created_by": actor,
+                    }
+                    conn.execute(t.dataset_versions.insert(), row)
+                    insert_event(
+                        conn,
+                        "dataset.version",
+                        f"{name}@{number}",
+                        {
+                            "dataset": name,
+                            "version": number,
+                            "files": file_count,
+                            "bytes": total_bytes,
+                            "mode": mode,
+                        },
+                        actor,
+                    )
+                break
+            except sa.exc.IntegrityError:
+                if attempt == _RETRIES - 1:
+                    raise
+        return _version(row, name)
+
+    def get_dataset(self, name: str) -> Dataset:
+        with read_tx(self.engine) as conn:
+            return self._dataset(conn, self._dataset_row(conn, name))
+
+    def list_datasets(self, project: str | None = None) -> list[Dataset]:
+        d, p = t.datasets.c, t.projects.c
+        stmt = (
+            sa.select(d.id, d.name, d.description, d.created_ms, p.name.label("project"))
+            .join(t.projects, p.id == d.project_id)
+            .order_by(d.name)
+        )
+        if project is not None:
+            stmt = stmt.where(p.name == project)
+        with read_tx(self.engine) as conn:
+            return [self._dataset(conn, r) for r in conn.execute(stmt)]
+
+    def get_dataset_version(self, ref: str | ModelRef) -> DatasetVersion:
+        r = parse_ref(ref, "dataset") if isinstance(ref, str) else ref
+        if r.alias is not None:
+            msg = f"dataset reference {r}: datasets have versions, not aliases; write {r.name}@N"
+            raise InvalidArgumentError(msg)
+        v = t.dataset_versions.c
+        with read_tx(self.engine) as conn:
+            ds = self._dataset_row(conn, r.name)
+            stmt = sa.select(t.dataset_versions).where(v.dataset_id == ds.id)
+            if r.version is not None:
+                stmt = stmt.where(v.version == r.version)
+            else:
+                stmt = stmt.order_by(v.version.desc()).limit(1)
+            row = conn.execute(stmt).first()
+            if row is None:
+                have = (
+                    conn.execute(
+                        sa.select(v.version).where(v.dataset_id == ds.id).order_by(v.version)
+                    )
+                    .scalars()
+                    .all()
+                )
+                listed = ", ".join(str(x) for x in have) or "none yet"
+                msg = f"dataset {r.name!r} has no version {r.version}; versions: {listed}"
+                raise NotFoundError(msg)
+        return _version(row._mapping, r.name)
+
+    def list_dataset_versions(self, name: str) -> list[DatasetVersion]:
+        v = t.dataset_versions.c
+        with read_tx(self.engine) as conn:
+            ds = self._dataset_row(conn, name)
+            rows = conn.execute(
+                sa.select(t.dataset_versions).where(v.dataset_id == ds.id).order_by(v.version)
+            ).all()
+        return [_version(r._mapping, name) for r in rows]
+
+    def add_run_inputs(self, run_id: str, version_ids: Sequence[str]) -> None:
+        with write_tx(self.engine) as conn:
+            run_id = self._resolve_run_id(conn, run_id)
+            ri = t.run_inputs.c
+            have = set(
+                conn.execute(sa.select(ri.dataset_version_id).where(ri.run_id == run_id)).scalars()
+            )
+            new = [vid for vid in dict.fromkeys(version_ids) if vid not in have]
+            if new:
+                conn.execute(
+                    t.run_inputs.insert(),
+                    [{"run_id": run_id, "dataset_version_id": vid} for vid in new],
+                )
+
+    def run_inputs(self, run_id: str) -> list[DatasetVersion]:
+        v, d, ri = t.dataset_versions.c, t.datasets.c, t.run_inputs.c
+        with read_tx(self.engine) as conn:
+            run_id = self._resolve_run_id(conn, run_id)
+            rows = conn.execute(
+                sa.select(t.dataset_versions, d.name.label("dataset_name"))
+                .join(t.run_inputs, ri.dataset_version_id == v.id)
+                .join(t.datasets, d.id == v.dataset_id)
+                .where(ri.run_id == run_id)
+                .order_by(d.name, v.version)
+            ).all()
+        return [_version(r._mapping, r.dataset_name) for r in rows]
+
+    def runs_using(self, ref: str | ModelRef) -> list[str]:
+        version = self.get_dataset_version(ref)
+        ri = t.run_inputs.c
+        with read_tx(self.engine) as conn:
+            return list(
+                conn.execute(
+                    sa.select(ri.run_id)
+                    .where(ri.dataset_version_id == version.id)
+                    .order_by(ri.run_id)
+                ).scalars()
+            )
+
+    def _dataset_row(self, conn: sa.Connection, name: str) -> Any:
+        d, p = t.datasets.c, t.projects.c
+        row = conn.execute(
+            sa.select(d.id, d.name, d.description, d.created_ms, p.name.label("project"))
+            .join(t.projects, p.id == d.project_id)
+            .where(d.name == name)
+        ).first()
+        if row is None:
+            names = conn.execute(sa.select(d.name)).scalars().all()
+            msg = f"no dataset {name!r}; {nearest(name, names, 'dataset')}"
+            raise NotFoundError(msg)
+        return row
+
+    def _dataset(self, conn: sa.Connection, row: Any) -> Dataset:
+        v = t.dataset_versions.c
+        latest = conn.execute(
+            sa.select(sa.func.max(v.version)).where(v.dataset_id == row.id)
+        ).scalar()
+        return Dataset(row.id, row.name, row.project, row.description, utc(row.created_ms), latest)
+
+
+def _version(row: Any, name: str) -> DatasetVersion:
+    return DatasetVersion(
+        id=row["id"],
+        dataset=name,
+        version=row["version"],
+        mode=row["mode"],
+        root=row["root"],
+        manifest_digest=row["manifest_digest"],
+        schema_digest=row["schema_digest"],
+        file_count=row["file_count"],
+        total_bytes=row["total_bytes"],
+        message=row["message"],
+        created_at=utc(row["created_ms"]),
+        created_by=row["created_by"],
+    )
