@@ -478,8 +478,8 @@ class DatasetContract:
             store.create_dataset_version(
                 "jets",
                 project="p",
-                mode="move",
-                root="/x",  # type: ignore[arg-type]
+                mode="move",  # type: ignore[arg-type]
+                root="/x",
                 manifest_digest=_D1,
                 schema_digest=None,
                 file_count=0,
