@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from luminary.cli import artifacts, demo, events, lineage, models, projects, runs
+from luminary.cli import artifacts, datasets, demo, events, lineage, models, projects, runs
 
 app = typer.Typer(
     name="luminary",
@@ -24,6 +24,7 @@ app.add_typer(projects.app, name="projects")
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(models.app, name="models")
+app.add_typer(datasets.app, name="datasets")
 app.add_typer(events.app, name="events")
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)

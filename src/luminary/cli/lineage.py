@@ -8,6 +8,7 @@ import typer
 from rich.tree import Tree
 
 from luminary.cli._output import OUTPUT, Output, emit_json, fmt_value, out
+from luminary.lineage import Lineage
 
 
 def lineage(
@@ -21,6 +22,11 @@ def lineage(
     if output is Output.json:
         emit_json(info.to_dict())
         return
+    out.print(lineage_tree(info))
+
+
+def lineage_tree(info: Lineage) -> Tree:
+    """The lineage as a Rich tree: model version ← run ← data, with derived versions."""
     v = info.version
     tree = Tree(
         f"[bold]{v.ref}[/] ({v.format}, blake3 {v.digest[:12]}…)"
@@ -72,4 +78,4 @@ def lineage(
             f"derived: [bold]{child.ref}[/] ({child.format})"
             + (f" aliases: {', '.join(child.aliases)}" if child.aliases else "")
         )
-    out.print(tree)
+    return tree

@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -30,6 +30,8 @@ __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 @dataclass(frozen=True)
 class DemoConfig:
     project: str = "cms-btag-demo"
+    dataset: str = "demo-jets"
+    model: str = "deepsets-jet-tagger"
     n_jets: int = 20_000
     max_constituents: int = 30
     hidden: tuple[int, ...] = (16, 32, 64)  # one child run per width
@@ -43,6 +45,8 @@ class DemoConfig:
 class DemoResult:
     run_id: str  # the parent (scan) run
     best_run_id: str
+    dataset: str  # name@version
+    model: str  # name@version, aliased production
     val_accuracy: float
     val_auc: float
     points_logged: int
@@ -51,7 +55,9 @@ class DemoResult:
 
 def run_demo(config: DemoConfig | None = None, console: Console | None = None) -> DemoResult:
     import luminary as lm
+    from luminary.datasets import _api as datasets
     from luminary.demo._jets import CLASSES, FEATURES, make_jets, train_test_split
+    from luminary.demo._rootio import read_jets_root, write_jets_root
 
     cfg = config or DemoConfig()
     con = console or Console()
@@ -59,16 +65,35 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
     store = lm.get_store()
     con.rule("[bold]Luminary demo: a DeepSets jet tagger on synthetic jets")
 
-    with con.status(
-        f"generating {cfg.n_jets:,} jets with up to {cfg.max_constituents} constituents…"
-    ):
-        jets = make_jets(cfg.n_jets, max_constituents=cfg.max_constituents, seed=cfg.seed)
-        train_set, val_set = train_test_split(jets, test_fraction=0.2, seed=cfg.seed)
+    # 1. Data: a ROOT file, added as a dataset version (content-hashed, schema read).
+    with tempfile.TemporaryDirectory() as tmp:
+        with con.status(f"generating {cfg.n_jets:,} jets and writing them to a ROOT file…"):
+            jets = make_jets(cfg.n_jets, max_constituents=cfg.max_constituents, seed=cfg.seed)
+            root_file = write_jets_root(jets, Path(tmp) / "jets.root")
+            stats = datasets.add(
+                cfg.dataset,
+                [root_file],
+                project=cfg.project,
+                message=f"{cfg.n_jets} synthetic jets, seed {cfg.seed}",
+            )
+    data = stats.version
+    table_info = datasets.schemas(data)["jets.root"]["tables"][0]
     con.print(
-        f"[green]✓[/] {len(jets):,} jets ({', '.join(CLASSES)}), "
-        f"{float(jets.mask.sum(axis=1).mean()):.1f} constituents per jet on average, "
-        f"{len(FEATURES)} features each"
+        f"[green]✓[/] dataset [bold]{data.ref}[/]: TTree '{table_info['name']}' with "
+        f"{table_info['entries']:,} jets, {len(table_info['columns'])} branches "
+        f"({', '.join(CLASSES)}; {len(FEATURES)} features per constituent), ZSTD, "
+        f"blake3 {data.manifest_digest[:12]}…"
     )
+
+    # 2. Read it back from the store, as training code would.
+    reader = datasets.open(data.ref, record=False)
+    train_set, val_set = train_test_split(
+        read_jets_root(reader.sources, max_constituents=cfg.max_constituents),
+        test_fraction=0.2,
+        seed=cfg.seed,
+    )
+
+    # 3. A width scan: one parent run, one child run per width, all recording the data.
     shared: dict[str, ParamValue] = {
         "model": "deepsets",
         "epochs": cfg.epochs,
@@ -81,29 +106,87 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
         "features": list(FEATURES),
         "classes": list(CLASSES),
     }
-    results: list[tuple[str, int, TrainResult, int]] = []
+    results: list[tuple[str, int, TrainResult, Any]] = []
     points = 0
     with lm.start_run(
         project=cfg.project,
         name="deepsets-width-scan",
         params=shared | {"scan.hidden": list(cfg.hidden)},
-        tags={"task": "jet-tagging", "data": "synthetic", "kind": "scan"},
+        tags={"task": "jet-tagging", "data": data.ref, "kind": "scan"},
     ) as parent:
+        parent.use_dataset(data.ref)
         con.print(f"[green]✓[/] scan run [bold]{parent.name}[/] ({parent.id}) in {cfg.project}")
         for hidden in cfg.hidden:
-            run_id, result, n_params, n_points = _train_one(
-                cfg, hidden, shared, train_set, val_set, parent.id, con
+            run_id, result, model, n_points = _train_one(
+                cfg, hidden, shared, train_set, val_set, parent.id, data.ref, con
             )
-            results.append((run_id, hidden, result, n_params))
+            results.append((run_id, hidden, result, model))
             points += n_points
         best = max(results, key=lambda r: r[2].val_auc)
         parent.log({"best_val_auc": best[2].val_auc, "best_val_accuracy": best[2].val_accuracy})
         parent.set_tags({"best_run": best[0]})
         parent.flush()
         points += parent.points_written
+
+    # 4. The best model as ONNX, checked against NumPy, registered and put in production.
+    registered, max_diff = _register_best(cfg, best[0], best[3], val_set, con)
     elapsed = time.perf_counter() - t0
-    _report(con, cfg, results, best, points, elapsed, parent.id, store)
-    return DemoResult(parent.id, best[0], best[2].val_accuracy, best[2].val_auc, points, elapsed)
+    _report(
+        con, cfg, results, best, points, elapsed, parent.id, store, data.ref, registered, max_diff
+    )
+    return DemoResult(
+        parent.id,
+        best[0],
+        data.ref,
+        registered,
+        best[2].val_accuracy,
+        best[2].val_auc,
+        points,
+        elapsed,
+    )
+
+
+def _register_best(
+    cfg: DemoConfig, run_id: str, model: Any, val_set: JetSample, con: Console
+) -> tuple[str, float | None]:
+    from luminary.demo._jets import CLASSES, FEATURES
+    from luminary.demo._onnx import export_onnx
+    from luminary.registry import _api as registry
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(
+            model, Path(tmp) / "deepsets.onnx", classes=list(CLASSES), features=list(FEATURES)
+        )
+        max_diff = _onnx_agreement(path, model, val_set)
+        version = registry.register_model(
+            cfg.model,
+            path,
+            run=run_id,
+            project=cfg.project,
+            alias="production",
+            description="DeepSets jet tagger (light, gluon, charm, bottom, tau)",
+        )
+    check = f", ONNX Runtime agrees with NumPy to {max_diff:.1e}" if max_diff is not None else ""
+    con.print(
+        f"[green]✓[/] registered [bold]{version.ref}[/] (ONNX) as "
+        f"[bold]{cfg.model}@production[/]{check}"
+    )
+    return version.ref, max_diff
+
+
+def _onnx_agreement(path: Path, model: Any, sample: JetSample) -> float | None:
+    """Largest |probability difference| between ONNX Runtime and NumPy on 512 jets."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    import numpy as np
+
+    n = min(512, len(sample))
+    x, mask = sample.constituents[:n], sample.mask[:n]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (probs, *_) = session.run(None, {"constituents": x, "mask": mask.astype(np.float32)})
+    return float(np.abs(probs - model.predict_proba(x, mask)).max())
 
 
 def _train_one(
@@ -113,8 +196,9 @@ def _train_one(
     train_set: JetSample,
     val_set: JetSample,
     parent_id: str,
+    data_ref: str,
     con: Console,
-) -> tuple[str, TrainResult, int, int]:
+) -> tuple[str, TrainResult, Any, int]:
     import luminary as lm
     from luminary.demo._deepsets import DeepSets, train
     from luminary.demo._jets import CLASSES, FEATURES
@@ -127,8 +211,9 @@ def _train_one(
         name=f"deepsets-h{hidden}",
         params=params,
         parent=parent_id,
-        tags={"task": "jet-tagging", "data": "synthetic"},
+        tags={"task": "jet-tagging", "data": data_ref},
     ) as run:
+        run.use_dataset(data_ref)
         progress = Progress(
             TextColumn(f"[bold]{run.name:<14}[/] epoch {{task.fields[epoch]}}/{cfg.epochs}"),
             BarColumn(),
@@ -173,18 +258,21 @@ def _train_one(
             (folder / "confusion.json").write_text(json.dumps(confusion, indent=2))
             run.log_artifact(folder, "model")
         run.flush()
-    return run.id, result, model.n_parameters, run.points_written
+    return run.id, result, model, run.points_written
 
 
 def _report(
     con: Console,
     cfg: DemoConfig,
-    results: list[tuple[str, int, TrainResult, int]],
-    best: tuple[str, int, TrainResult, int],
+    results: list[tuple[str, int, TrainResult, Any]],
+    best: tuple[str, int, TrainResult, Any],
     points: int,
     elapsed: float,
     parent_id: str,
     store: object,
+    data_ref: str,
+    model_ref: str,
+    max_diff: float | None,
 ) -> None:
     import numpy as np
 
@@ -193,7 +281,8 @@ def _report(
     scan = Table(title="width scan (validation set)", title_justify="left")
     for col in ("run", "hidden", "parameters", "accuracy", "AUC", "train time"):
         scan.add_column(col, justify="left" if col == "run" else "right")
-    for run_id, hidden, res, n_params in results:
+    for run_id, hidden, res, model in results:
+        n_params = model.n_parameters
         style = "bold green" if run_id == best[0] else ""
         scan.add_row(
             run_id,
@@ -221,7 +310,9 @@ def _report(
     where = Table(title="where everything is stored", title_justify="left", show_header=False)
     where.add_column(style="bold")
     where.add_column()
+    where.add_row("data", f"{data_ref} (ROOT, copy mode)")
     where.add_row("runs", f"scan {parent_id}, best {best[0]} (project {cfg.project})")
+    where.add_row("model", f"{model_ref} = {cfg.model}@production (ONNX)")
     where.add_row("metadata", _describe_db(store))
     where.add_row(
         "artifacts",
@@ -229,9 +320,16 @@ def _report(
         " (content-addressed by BLAKE3)",
     )
     con.print(where)
+    from luminary.cli.lineage import lineage_tree
+    from luminary.lineage import lineage
+
+    con.print("[bold]lineage of the production model[/]")
+    con.print(lineage_tree(lineage(f"{cfg.model}@production")))
     others = [r[0] for r in results if r[0] != best[0]]
     con.print(
         "next: "
+        f"[cyan]luminary lineage {cfg.model}@production[/] · "
+        f"[cyan]luminary datasets get {data_ref}[/] · "
         f"[cyan]luminary runs list -p {cfg.project}[/] · "
         f"[cyan]luminary runs get {best[0]}[/] · "
         f"[cyan]luminary runs metrics {best[0]} val_auc[/] · "

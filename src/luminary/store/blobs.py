@@ -47,13 +47,14 @@ Thread safety: a BlobStore may be shared between threads.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import stat
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -176,6 +177,39 @@ class BlobStore:
             self._remote_atomic(final, write)
         return blob
 
+    def put_file_as(
+        self, path: str | os.PathLike[str], digest: str, size: int, *, fsync: bool = True
+    ) -> Blob:
+        """Store a local file whose BLAKE3 the caller has just computed (a dataset scan).
+
+        Nothing is read when the blob exists. Otherwise the file is copied in one pass that
+        hashes it again on the way; if it changed since it was hashed, nothing is stored and
+        :class:`~luminary.errors.InvalidArgumentError` says so. ``fsync=False`` leaves flushing
+        to the operating system (the blob survives a crash of this process, not a power cut).
+        """
+        check_digest(digest)
+        if self.exists(digest):
+            return Blob(digest, size)
+        final = self.key(digest)
+
+        def write(out: BinaryIO) -> None:
+            with open(path, "rb") as src:
+                sent = _copy_hashing(src, out)
+            if sent != digest:
+                msg = (
+                    f"{os.fspath(path)!r} changed since it was hashed (hashed as {digest}, "
+                    f"read as {sent}); nothing was stored. Add it again once nothing writes to it"
+                )
+                raise InvalidArgumentError(msg)
+
+        if self._local:
+            self._local_atomic(final, write, fsync=fsync)
+        elif self._atomic_put:
+            self.put_file(path)
+        else:
+            self._remote_atomic(final, write)
+        return Blob(digest, size)
+
     def put_bytes(self, data: bytes) -> Blob:
         digest = hash_bytes(data)
         if self.exists(digest):
@@ -189,7 +223,9 @@ class BlobStore:
             self._remote_atomic(final, lambda out: out.write(data))
         return Blob(digest, len(data))
 
-    def _local_atomic(self, final: str, write: Callable[[BinaryIO], object]) -> None:
+    def _local_atomic(
+        self, final: str, write: Callable[[BinaryIO], object], *, fsync: bool = True
+    ) -> None:
         folder = Path(final).parent
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=_LOCAL_TMP_PREFIX)
@@ -197,7 +233,8 @@ class BlobStore:
             with os.fdopen(fd, "wb") as out:
                 write(out)
                 out.flush()
-                os.fsync(out.fileno())
+                if fsync:
+                    os.fsync(out.fileno())
             os.replace(tmp, final)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -257,6 +294,7 @@ class BlobStore:
 
     def _sweep_remote_tmp(self, cutoff: float) -> int:
         folder = f"{self.root}/{_REMOTE_TMP_DIR}"
+        self.fs.invalidate_cache(folder)
         try:
             entries = self.fs.ls(folder, detail=True)
         except OSError:
@@ -265,9 +303,18 @@ class BlobStore:
             raise
         removed = 0
         for entry in entries:
+            if entry.get("type") != "file":
+                continue
             mtime = _mtime(entry)
-            if entry.get("type") == "file" and mtime is not None and mtime <= cutoff:
-                self.fs.rm_file(entry["name"])
+            if mtime is None:  # a listing without times: ask for this one
+                mtime = _mtime({"mtime": self.fs.modified(entry["name"])})
+            if mtime is not None and mtime <= cutoff:
+                try:
+                    self.fs.rm_file(entry["name"])
+                except OSError:
+                    if self.fs.exists(entry["name"]):
+                        raise
+                    continue  # its writer finished (moved it) meanwhile
                 removed += 1
         return removed
 
@@ -302,6 +349,14 @@ class BlobStore:
         if hash_bytes(data) != digest:
             raise self._corrupt(digest)
         return bytes(data)
+
+    @contextlib.contextmanager
+    def open_verified(self, digest: str) -> Iterator[BinaryIO]:
+        """A stream over the blob that hashes what is read; reading to the end raises
+        :class:`~luminary.errors.IntegrityError` if the bytes do not match (for streamed
+        consumers such as manifests, which must not trust a corrupt blob)."""
+        with self._open_raw(digest) as raw:
+            yield io.BufferedReader(_VerifyingReader(raw, digest, self._corrupt), 1 << 20)
 
     def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path:
         """Copy the blob to ``dest`` (atomically), verifying it on the way. The blob is
@@ -352,6 +407,32 @@ class BlobStore:
             "changed or were truncated); it was not returned. Restore it from a copy or re-log "
             "the artifact"
         )
+
+
+class _VerifyingReader(io.RawIOBase):
+    """Reads through ``raw``, hashing; at end of stream the digest must match."""
+
+    def __init__(self, raw: BinaryIO, digest: str, corrupt: Callable[[str], Exception]) -> None:
+        self._raw = raw
+        self._digest = digest
+        self._corrupt = corrupt
+        self._hasher = _hasher()
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        if n:
+            buffer[:n] = data
+            self._hasher.update(data)
+        elif not self._checked:
+            self._checked = True
+            if self._hasher.hexdigest() != self._digest:
+                raise self._corrupt(self._digest)
+        return n
 
 
 def _copy_hashing(src: BinaryIO, out: BinaryIO | None) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from luminary.datasets.models import DatasetVersion
 from luminary.errors import InvalidArgumentError, InvalidStateError
 from luminary.store import ArtifactEntry, MetricPoint, ParamValue, Run, RunStatus, Store
 from luminary.store._validate import check_key, check_relative_path, metric_value
@@ -53,7 +54,10 @@ class ActiveRun:
         self.id = run.id
         self._series: dict[str, int] = store.metric_series(run.id) if run.metrics else {}
         self._new_series: list[tuple[int, str]] = []
-        self._next_step: dict[str, int] = {}
+        # A resumed run's auto-steps go on from its stored last steps, not from 0 again.
+        self._next_step: dict[str, int] = (
+            {key: last + 1 for key, last in store.last_steps(run.id).items()} if run.metrics else {}
+        )
         self._buf: list[MetricPoint] = []
         self._remap: dict[int, int] = {}
         self._batch = batch_size
@@ -102,7 +106,7 @@ class ActiveRun:
         ts = _time_ns() // 1_000_000 if timestamp_ms is None else int(timestamp_ms)
         series = self._series
         next_step = self._next_step
-        buf = self._buf
+        points = []  # checked in full before any is buffered: a bad value rejects the whole call
         for key, value in metrics.items():
             sid = series.get(key)
             if sid is None:
@@ -110,8 +114,11 @@ class ActiveRun:
             if type(value) is not float:
                 value = metric_value(key, value)
             s = next_step.get(key, 0) if step is None else step
-            next_step[key] = s + 1
-            buf.append((sid, s, ts, None if value != value else value))
+            points.append((sid, s, ts, None if value != value else value))
+        for key, point in zip(metrics, points, strict=True):
+            next_step[key] = point[1] + 1
+        buf = self._buf
+        buf.extend(points)
         if len(buf) >= self._batch:
             self._wake.set()
             if len(buf) >= self._max_buffer:
@@ -160,8 +167,14 @@ class ActiveRun:
             self._write_environment()
         next_beat = time.monotonic() + self._heartbeat_s
         backoff = self._flush_every
+        failing = False
         while not self._stop.is_set():
-            self._wake.wait(backoff)
+            if failing:
+                # Back off for real: a full buffer sets _wake on every log() call.
+                self._stop.wait(backoff)
+            else:
+                # A heartbeat shorter than the flush interval must still beat on time.
+                self._wake.wait(min(backoff, max(next_beat - time.monotonic(), 0.0)))
             self._wake.clear()
             try:
                 self._drain()
@@ -169,9 +182,11 @@ class ActiveRun:
                     self._store.heartbeat(self.id, _time_ns() // 1_000_000)
                     next_beat = time.monotonic() + self._heartbeat_s
                 self._error = None
+                failing = False
                 backoff = self._flush_every
             except Exception as exc:  # noqa: BLE001 - kept for flush() and retried
                 self._error = exc
+                failing = True
                 log.warning("run %s: writing metrics failed, will retry: %s", self.id, exc)
                 backoff = min(backoff * 2, 5.0)
 
@@ -208,7 +223,8 @@ class ActiveRun:
         """
         self._check_open()
         path = Path(local_path)
-        base = name if name is not None else path.name
+        # abspath, not resolve: "." and "out/.." have a name, and a symlink keeps its own
+        base = name if name is not None else Path(os.path.abspath(path)).name
         check_relative_path(base)
         if path.is_file():
             files = [(path, base)]
@@ -228,6 +244,14 @@ class ActiveRun:
         self._store.add_artifacts(self.id, entries)
         return entries
 
+    def use_dataset(self, ref: str) -> DatasetVersion:
+        """Record a dataset version (``name@version``; ``name`` for the latest) as an input of
+        this run, for lineage; returns the version."""
+        self._check_open()
+        version = self._store.get_dataset_version(ref)
+        self._store.add_run_inputs(self.id, [version.id])
+        return version
+
     # -- lifecycle -------------------------------------------------------------------------
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Flush, stop the writer, and record the final status. Idempotent."""
@@ -238,13 +262,15 @@ class ActiveRun:
         self._stop.set()
         self._wake.set()
         self._thread.join()
+        from luminary.tracking import _api
+
         try:
             self._drain()
         finally:
-            self._store.set_run_status(self.id, final)
-            from luminary.tracking import _api
-
+            # Forget first: a run whose status cannot be recorded must not stay active, or the
+            # exit hook that ends open runs would pick it up again forever.
             _api._forget(self)
+            self._store.set_run_status(self.id, final)
 
     def _check_open(self) -> None:
         if self._ended:
@@ -268,8 +294,13 @@ class ActiveRun:
             self.end(RunStatus.FAILED)
 
     def _end_at_exit(self) -> None:
-        failed = getattr(sys, "last_value", None) is not None
-        self.end(RunStatus.FAILED if failed else RunStatus.FINISHED)
+        error = getattr(sys, "last_value", None)
+        if error is None:
+            self.end(RunStatus.FINISHED)
+        elif isinstance(error, KeyboardInterrupt):  # as the context manager does
+            self.end(RunStatus.KILLED)
+        else:
+            self.end(RunStatus.FAILED)
 
 
 def _check_step(step: object) -> int:
