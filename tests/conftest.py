@@ -27,6 +27,12 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 @pytest.fixture
+def home(_isolated_home: Path) -> Path:
+    """This test's LUMINARY_HOME."""
+    return _isolated_home
+
+
+@pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
     store = SqlStore(f"sqlite:///{tmp_path / 'db' / 'luminary.db'}", str(tmp_path / "blobs"))
     yield store

@@ -38,7 +38,15 @@ __all__ = [
 
 ProgressFn = Callable[[int, int], None]
 
-DATA_SUFFIXES = frozenset({".root", ".parquet", ".pq", ".h5", ".hdf5", ".hdf", ".he5", ".nc"})
+DATA_SUFFIXES = {
+    ".root": "ROOT",
+    ".parquet": "Parquet",
+    ".pq": "Parquet",
+    ".h5": "HDF5",
+    ".hdf5": "HDF5",
+    ".hdf": "HDF5",
+    ".he5": "HDF5",
+}
 
 
 @dataclass(frozen=True)
@@ -183,6 +191,10 @@ def _schema_for(
         return dict(old)
     try:
         schema = inspect_file(source)
+        if schema is None:
+            kind = DATA_SUFFIXES[os.path.splitext(entry.path)[1].lower()]
+            msg = f"not a readable {kind} file (it does not start with the {kind} signature)"
+            raise InvalidArgumentError(msg)
     except InvalidArgumentError as exc:
         if not store_unreadable:
             msg = (

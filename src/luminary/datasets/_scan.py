@@ -142,7 +142,9 @@ class HashCache:
         found: dict[CacheKey, str] = {}
         for start in range(0, len(keys), _BATCH):
             chunk = keys[start : start + _BATCH]
-            wanted = {os.fsencode(k[0]): k for k in chunk}
+            wanted: dict[bytes, list[CacheKey]] = {}
+            for key in chunk:
+                wanted.setdefault(os.fsencode(key[0]), []).append(key)
             marks = ",".join("?" * len(wanted))
             sql = (
                 "SELECT path, size, mtime_ns, inode, digest FROM file_hashes "
@@ -156,13 +158,9 @@ class HashCache:
             with self._lock:
                 rows = self._run(select)
             for path, size, mtime_ns, inode, digest in rows:
-                key = wanted.get(bytes(path))
-                if key is not None and (size, mtime_ns, inode) == (
-                    key[1],
-                    key[2],
-                    _int64(key[3]),
-                ):
-                    found[key] = str(digest)
+                for key in wanted.get(bytes(path), ()):
+                    if (size, mtime_ns, inode) == (key[1], key[2], _int64(key[3])):
+                        found[key] = str(digest)
         return found
 
     def store_many(self, items: Sequence[tuple[CacheKey, str]]) -> None:

@@ -128,6 +128,16 @@ class Store(RegistryStore, DatasetStore, abc.ABC):
     def metric_series(self, run_id: str) -> dict[str, int]:
         """``{key: series_id}`` of a run's metrics."""
 
+    def last_steps(self, run_id: str) -> dict[str, int]:
+        """``{key: highest step}`` of a run's metrics that have points: a resumed run's
+        auto-steps continue from there. Backends may override this with a cheaper query."""
+        out = {}
+        for key in self.metric_series(run_id):
+            steps = self.get_metric_history(run_id, key).steps
+            if steps:
+                out[key] = max(steps)
+        return out
+
     @abc.abstractmethod
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory: ...
 

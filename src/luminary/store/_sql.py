@@ -373,6 +373,18 @@ class SqlStore(SqlRegistry, SqlDatasets, Store):
                 )
             )
 
+    def last_steps(self, run_id: str) -> dict[str, int]:
+        m = t.metric_series.c
+        with read_tx(self.engine) as conn:
+            run_id = self._resolve_run_id(conn, run_id)
+            return _pairs(
+                conn.execute(
+                    sa.select(m.key, m.last_step)
+                    .where(m.run_id == run_id)
+                    .where(m.last_step.is_not(None))
+                )
+            )
+
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
         with read_tx(self.engine) as conn:
             run_id = self._resolve_run_id(conn, run_id)

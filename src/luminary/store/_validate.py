@@ -76,7 +76,7 @@ def metric_value(key: str, value: object) -> float:
         raise InvalidArgumentError(msg)
     try:
         return float(value)  # type: ignore[arg-type,unused-ignore]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         msg = (
             f"metric {key!r} got {value!r}, which is not a single real number ({exc}); "
             "a metric value must be a real number"
