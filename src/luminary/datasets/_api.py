@@ -118,10 +118,10 @@ def add(
                 writer.write(item.entry)
                 stats["hashed"] += not item.cached
                 if _looks_like_data(item.entry.path):
-                    schema = _schema_for(item.entry, item.source, previous, store_unreadable)
-                    if schema is not None:
-                        schemas[item.entry.path] = schema
-                        stats["schemas"] += 1
+                    schemas[item.entry.path] = _schema_for(
+                        item.entry, item.source, previous, store_unreadable
+                    )
+                    stats["schemas"] += 1
                 if mode == "copy":
                     pending.append(pool.submit(_ingest, store, item.source, item.entry))
                     if len(pending) >= 64:
@@ -183,18 +183,12 @@ def _looks_like_data(path: str) -> bool:
 
 def _schema_for(
     entry: FileEntry, source: str, previous: dict[str, Any], store_unreadable: bool
-) -> dict[str, Any] | None:
-    from luminary.datasets._formats import inspect_file
-
+) -> dict[str, Any]:
     old = previous.get(entry.path)
     if old is not None and old.get("digest") == entry.digest:
         return dict(old)
     try:
-        schema = inspect_file(source)
-        if schema is None:
-            kind = DATA_SUFFIXES[os.path.splitext(entry.path)[1].lower()]
-            msg = f"not a readable {kind} file (it does not start with the {kind} signature)"
-            raise InvalidArgumentError(msg)
+        schema = _inspect_data_file(entry.path, source)
     except InvalidArgumentError as exc:
         if not store_unreadable:
             msg = (
@@ -203,9 +197,19 @@ def _schema_for(
             )
             raise InvalidArgumentError(msg) from exc
         return {"digest": entry.digest, "error": str(exc)}
-    if schema is None:
-        return None
     return {"digest": entry.digest, **schema.to_dict()}
+
+
+def _inspect_data_file(path: str, source: str) -> Any:
+    """The schema of a file whose name says ROOT, Parquet or HDF5; an error if it is not one."""
+    from luminary.datasets._formats import inspect_file
+
+    schema = inspect_file(source)
+    if schema is None:
+        kind = DATA_SUFFIXES[os.path.splitext(path)[1].lower()]
+        msg = f"not a readable {kind} file (it does not start with the {kind} signature)"
+        raise InvalidArgumentError(msg)
+    return schema
 
 
 def _previous_schemas(store: Store, name: str) -> dict[str, Any]:

@@ -517,7 +517,7 @@ def _check_name(src: _Source) -> None:
 
 def _items(plan: list[_Source], named: bool) -> Iterator[_Item]:
     for src in plan:
-        prefix = f"{src.name}/" if named else ""
+        prefix = f"{src.name}/" if named else ""  # for a folder; a file is named src.name
         if src.fs is not None:
             yield from _walk_remote(src, prefix)
         elif src.is_dir:
@@ -591,9 +591,9 @@ def _walk_remote(src: _Source, prefix: str) -> Iterator[_Item]:
         if src.is_dir:
             name = name.rstrip("/")
             rel = name[len(base) :] if name.startswith(base) else name.rsplit("/", 1)[-1]
+            rel = prefix + rel
         else:
             rel = src.name
-        rel = prefix + rel
         check_entry_path(rel)
         rows.append((tuple(rel.split("/")), rel, name, info))
     rows.sort(key=lambda r: r[0])

@@ -66,16 +66,18 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
     con.rule("[bold]Luminary demo: a DeepSets jet tagger on synthetic jets")
 
     # 1. Data: a ROOT file, added as a dataset version (content-hashed, schema read).
-    with tempfile.TemporaryDirectory() as tmp:
-        with con.status(f"generating {cfg.n_jets:,} jets and writing them to a ROOT file…"):
-            jets = make_jets(cfg.n_jets, max_constituents=cfg.max_constituents, seed=cfg.seed)
-            root_file = write_jets_root(jets, Path(tmp) / "jets.root")
-            stats = datasets.add(
-                cfg.dataset,
-                [root_file],
-                project=cfg.project,
-                message=f"{cfg.n_jets} synthetic jets, seed {cfg.seed}",
-            )
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        con.status(f"generating {cfg.n_jets:,} jets and writing them to a ROOT file…"),
+    ):
+        jets = make_jets(cfg.n_jets, max_constituents=cfg.max_constituents, seed=cfg.seed)
+        root_file = write_jets_root(jets, Path(tmp) / "jets.root")
+        stats = datasets.add(
+            cfg.dataset,
+            [root_file],
+            project=cfg.project,
+            message=f"{cfg.n_jets} synthetic jets, seed {cfg.seed}",
+        )
     data = stats.version
     table_info = datasets.schemas(data)["jets.root"]["tables"][0]
     con.print(

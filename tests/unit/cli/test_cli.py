@@ -33,8 +33,16 @@ def two_runs() -> tuple[str, str]:
 
 def test_runs_list_json_is_filtered_and_ordered(two_runs: tuple[str, str]) -> None:
     code, output = invoke(
-        "runs", "list", "-p", "cms-btag", "-f", "metrics.val_auc > 0.5",
-        "--order-by", "metrics.val_auc desc", "-o", "json",
+        "runs",
+        "list",
+        "-p",
+        "cms-btag",
+        "-f",
+        "metrics.val_auc > 0.5",
+        "--order-by",
+        "metrics.val_auc desc",
+        "-o",
+        "json",
     )
     assert code == 0
     rows = json.loads(output)
@@ -58,8 +66,10 @@ def test_runs_get_and_metrics(two_runs: tuple[str, str]) -> None:
     assert data["params"] == {"lr": 0.01, "hidden": 16}
     assert data["environment"]["python"]["version"]
     code, output = invoke("runs", "metrics", small, "val_auc", "-o", "json")
+    assert code == 0, output
     assert [p["value"] for p in json.loads(output)["points"]] == [0.8, 0.85, 0.9]
     code, output = invoke("runs", "metrics", small, "val_auc")
+    assert code == 0, output
     assert "3 points" in output
 
 
@@ -80,6 +90,7 @@ def test_runs_delete(two_runs: tuple[str, str]) -> None:
 def test_projects_create_and_list() -> None:
     assert invoke("projects", "create", "lhcb-gnn", "-d", "full event interpretation")[0] == 0
     code, output = invoke("projects", "list", "-o", "json")
+    assert code == 0, output
     assert json.loads(output)[0]["name"] == "lhcb-gnn"
 
 
@@ -89,6 +100,7 @@ def test_artifacts_list_and_get(tmp_path: Path) -> None:
     with lm.start_run("p") as run:
         run.log_artifact(src)
     code, output = invoke("artifacts", "list", run.id, "-o", "json")
+    assert code == 0, output
     assert json.loads(output)[0]["path"] == "model.onnx"
     dest = tmp_path / "out"
     assert invoke("artifacts", "get", run.id, "model.onnx", "--dest", str(dest))[0] == 0

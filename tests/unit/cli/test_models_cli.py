@@ -29,23 +29,28 @@ def model_file(tmp_path: Path) -> Path:
 def test_register_alias_and_history(model_file: Path) -> None:
     with lm.start_run("cms-btag") as run:
         run.log({"val_auc": 0.9})
-    code, output = invoke("models", "register", "jet-tagger", str(model_file), "--run", run.id,
-                          "-o", "json")
+    code, output = invoke(
+        "models", "register", "jet-tagger", str(model_file), "--run", run.id, "-o", "json"
+    )
     assert code == 0
     assert json.loads(output)["ref"] == "jet-tagger@1"
     assert invoke("models", "register", "jet-tagger", str(model_file), "-p", "cms-btag")[0] == 0
     code, output = invoke("models", "alias", "set", "jet-tagger", "production", "2")
+    assert code == 0, output
     assert "nothing → 2" in output
     invoke("models", "alias", "set", "jet-tagger", "production", "1")
     code, output = invoke("models", "alias", "history", "jet-tagger", "-o", "json")
-    assert [(m["from_version"], m["to_version"]) for m in json.loads(output)] == [
-        (None, 2), (2, 1)]
+    assert code == 0, output
+    assert [(m["from_version"], m["to_version"]) for m in json.loads(output)] == [(None, 2), (2, 1)]
     code, output = invoke("models", "list", "-o", "json")
+    assert code == 0, output
     assert json.loads(output)[0]["aliases"] == {"production": 1}
     code, output = invoke("models", "get", "jet-tagger@production")
+    assert code == 0, output
     assert "constituents" in output
     assert "val_auc" in output
     code, output = invoke("models", "versions", "jet-tagger")
+    assert code == 0, output
     assert "production" in output
 
 
@@ -67,8 +72,10 @@ def test_delete_refuses_a_version_in_production(model_file: Path) -> None:
 def test_events_list_and_tail(model_file: Path) -> None:
     register_model("m", model_file, project="p", alias="production")
     code, output = invoke("events", "list", "-o", "json")
+    assert code == 0, output
     assert [e["kind"] for e in json.loads(output)] == ["model.registered", "alias.set"]
     code, output = invoke("events", "tail", "--from-start", "--count", "2", "--interval", "0.05")
+    assert code == 0, output
     lines = [json.loads(line) for line in output.strip().splitlines()]
     assert [e["subject"] for e in lines] == ["m@1", "m@production"]
 
@@ -84,4 +91,5 @@ def test_lineage_prints_the_chain(model_file: Path) -> None:
     assert "val_auc=0.95" in output
     assert "production" in output
     code, output = invoke("lineage", "tagger@production", "-o", "json")
+    assert code == 0, output
     assert json.loads(output)["run"]["id"] == run.id
