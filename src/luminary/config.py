@@ -9,6 +9,9 @@
   heartbeat is three beats old is shown as killed.
 - ``LUMINARY_SQLITE_SYNC``: SQLite ``synchronous`` pragma; ``NORMAL`` (default) survives a
   process crash, ``FULL`` also a power cut.
+- ``LUMINARY_FSYNC``: ``1`` makes every file copied into the blob store by ``datasets add``
+  durable against a power cut (one fsync per file); by default the operating system flushes
+  them, which survives a crash of the process. Reads verify every blob either way.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class Settings:
     blobs_url: str
     heartbeat_s: float = 10.0
     sqlite_sync: str = "NORMAL"
+    fsync_blobs: bool = False
 
     @property
     def stale_after_s(self) -> float:
@@ -46,8 +50,14 @@ class Settings:
         if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             msg = f"LUMINARY_SQLITE_SYNC={sync!r} is not valid; use NORMAL or FULL"
             raise InvalidArgumentError(msg)
+        fsync = env.get("LUMINARY_FSYNC", "0").strip().lower() in {"1", "true", "yes"}
         return cls(
-            home=root, db_url=db_url, blobs_url=blobs, heartbeat_s=heartbeat, sqlite_sync=sync
+            home=root,
+            db_url=db_url,
+            blobs_url=blobs,
+            heartbeat_s=heartbeat,
+            sqlite_sync=sync,
+            fsync_blobs=fsync,
         )
 
 

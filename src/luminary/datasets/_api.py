@@ -9,6 +9,7 @@ verified on demand.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import tempfile
@@ -111,9 +112,9 @@ def add(
             HashCache(settings.home / "hashcache.db") as cache,
             os.fdopen(fd, "wb") as out,
             ManifestWriter(out) as writer,
-            ThreadPoolExecutor(max_workers=max(2, workers or 2)) as pool,
+            ThreadPoolExecutor(max_workers=max(4, workers or 4)) as pool,
         ):
-            pending: list[Future[bool]] = []
+            pending: collections.deque[Future[bool]] = collections.deque()
             for item in scan(sources, cache=cache, workers=workers, on_progress=on_progress):
                 writer.write(item.entry)
                 stats["hashed"] += not item.cached
@@ -123,10 +124,11 @@ def add(
                     )
                     stats["schemas"] += 1
                 if mode == "copy":
-                    pending.append(pool.submit(_ingest, store, item.source, item.entry))
-                    if len(pending) >= 64:
-                        stats["stored"] += sum(f.result() for f in pending)
-                        pending.clear()
+                    pending.append(
+                        pool.submit(_ingest, store, item.source, item.entry, settings.fsync_blobs)
+                    )
+                    while len(pending) > 256:  # a bounded window of copies in flight
+                        stats["stored"] += pending.popleft().result()
             stats["stored"] += sum(f.result() for f in pending)
         manifest = store.blobs.put_file(manifest_tmp)
     finally:
@@ -222,7 +224,7 @@ def _previous_schemas(store: Store, name: str) -> dict[str, Any]:
     return dict(json.loads(store.blobs.read_bytes(latest.schema_digest)))
 
 
-def _ingest(store: Store, source: str, entry: FileEntry) -> bool:
+def _ingest(store: Store, source: str, entry: FileEntry, fsync: bool) -> bool:
     """Put one scanned file into the blob store; False when its content was already there."""
     if store.blobs.exists(entry.digest):
         return False
@@ -236,7 +238,7 @@ def _ingest(store: Store, source: str, entry: FileEntry) -> bool:
                     dst.write(chunk)
             store.blobs.put_file(local)
         return True
-    store.blobs.put_file_as(source, entry.digest, entry.size)
+    store.blobs.put_file_as(source, entry.digest, entry.size, fsync=fsync)
     return True
 
 
@@ -303,10 +305,19 @@ def verify(
 
 
 def diff(a: str, b: str) -> Iterator[Change]:
-    """What changed from version ``a`` to version ``b``, streamed in path order."""
-    from luminary.datasets._manifest import diff as diff_entries
+    """What changed from version ``a`` to version ``b``, streamed in path order (memory stays
+    bounded whatever the number of files; both manifests are verified as they are read)."""
+    from luminary.datasets._manifest import diff_manifests
 
-    return diff_entries(files(a), files(b))
+    store = _store()
+    old, new = store.get_dataset_version(a), store.get_dataset_version(b)
+    with (
+        store.blobs.open_verified(old.manifest_digest) as fa,
+        store.blobs.open_verified(new.manifest_digest) as fb,
+    ):
+        yield from diff_manifests(
+            fa, fb, names=(f"manifest of {old.ref}", f"manifest of {new.ref}")
+        )
 
 
 def checkout(

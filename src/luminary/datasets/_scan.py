@@ -22,10 +22,14 @@ The local walk (``os.scandir``):
 - skips FIFOs, sockets and devices, which are not data (reading a FIFO would block).
 
 Hashing (BLAKE3): a file below 4 MiB is read in one call and hashed on one thread; a larger one is
-read in 8 MiB chunks that BLAKE3 hashes with its own threads (``max_threads=AUTO``). Files run
-on a pool of ``workers`` threads (default: the CPUs this process may use) with at most
-four times ``workers`` in flight; BLAKE3 releases the GIL, so threads use every core. Results
-come back in walk order whatever order they finish in.
+read in 8 MiB chunks that BLAKE3 hashes with its own threads (``max_threads=AUTO``), which keeps
+memory bounded, reports progress as it goes, can be cancelled between chunks and, unlike a
+memory map, cannot crash the process if the file is truncated meanwhile. Files run on a pool of
+``workers`` threads (default: two per usable CPU, at most 16) with at most four times
+``workers`` in flight; BLAKE3 releases the GIL, so threads use every core. Results come back in
+walk order whatever order they finish in. Measured on 2 CPUs, page-cached: 2,000 files of 1 MiB
+hash at about 3 GB/s with 2 threads and 4-5 GB/s with 4; a 1 GiB file hashes at the same
+speed chunked and memory-mapped (``update_mmap``), one thread or BLAKE3's own.
 
 The hash cache (:class:`HashCache`) maps ``(absolute path, size, mtime_ns, inode)`` to a digest.
 A file whose key is in the cache is not opened: one ``stat`` is all it costs. A file modified
@@ -45,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -65,6 +70,7 @@ from luminary.errors import (
     InvalidArgumentError,
     InvalidStateError,
     LuminaryError,
+    MissingDependencyError,
     NotFoundError,
 )
 
@@ -80,6 +86,7 @@ _TICK = 0.1  # seconds between progress callbacks
 _RACY_NS = 50_000_000
 _RACY_COARSE_NS = 2_000_000_000
 _TRIES = 3
+_MAX_WORKERS = 16
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -329,10 +336,14 @@ def _ordered_map(
 
 
 def _default_workers() -> int:
+    """Two threads per usable CPU (at most 16): while one thread of a pair waits for the GIL,
+    a system call or the next task, the other hashes. Measured on 2 CPUs with 1 MiB files,
+    4 threads beat 2 (see the module doc)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return max(2, min(_MAX_WORKERS, 2 * cpus))
 
 
 def _check_workers(workers: int | None) -> int:
@@ -360,7 +371,7 @@ def _hash_local(path: str, size: int, progress: _Progress) -> tuple[str, int]:
     """BLAKE3 of a local file and the number of bytes read (``size`` is the expected size)."""
     if size < _SMALL:
         with open(path, "rb", buffering=0) as fh:
-            data = fh.read()
+            data = fh.read(size + 1)  # one byte more tells that it grew (then it is re-hashed)
         h = _blake3()
         h.update(data)
         progress.add_bytes(len(data))
@@ -436,9 +447,13 @@ class _Source:
     fs: Any = None
 
 
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*(?:::[A-Za-z][A-Za-z0-9+.\-]*)*)://")
+
+
 def _is_remote(source: str) -> bool:
-    scheme, sep, _ = source.partition("://")
-    return bool(sep) and scheme.isidentifier() and scheme.lower() not in ("file", "local")
+    """A URL of an fsspec file system other than the local one (``s3://``, ``root://``, …)."""
+    m = _URL.match(source)
+    return m is not None and m.group(1).lower() not in ("file", "local")
 
 
 def _local_path(source: str | os.PathLike[str]) -> str:
@@ -460,7 +475,13 @@ def _resolve(source: str | os.PathLike[str]) -> _Source:
         except FileNotFoundError:
             msg = f"source {text!r} does not exist; check the URL"
             raise NotFoundError(msg) from None
-        except (OSError, ValueError, ImportError) as exc:
+        except ImportError as exc:
+            msg = (
+                f"source {text!r} needs an fsspec driver that is not installed ({exc}); for "
+                "s3:// install 'luminary[s3]', for root:// 'luminary[xrootd]'"
+            )
+            raise MissingDependencyError(msg) from exc
+        except (OSError, ValueError) as exc:
             msg = f"source {text!r} cannot be read ({exc}); check the URL and credentials"
             raise BackendUnavailableError(msg) from exc
         root = root.rstrip("/") or root
@@ -850,6 +871,9 @@ def _size_of(path: str, fs: Any) -> int | None:
             info = fs.info(path)
         except FileNotFoundError:
             return None
+        except (OSError, ValueError) as exc:
+            msg = f"cannot read {fs.unstrip_protocol(path)} ({exc})"
+            raise BackendUnavailableError(msg) from exc
         return int(info["size"]) if info.get("type", "file") == "file" else None
     try:
         st = os.stat(path)

@@ -182,32 +182,40 @@ class BlobStore:
     ) -> Blob:
         """Store a local file whose BLAKE3 the caller has just computed (a dataset scan).
 
-        Nothing is read when the blob exists. Otherwise the file is copied in one pass that
-        hashes it again on the way; if it changed since it was hashed, nothing is stored and
-        :class:`~luminary.errors.InvalidArgumentError` says so. ``fsync=False`` leaves flushing
-        to the operating system (the blob survives a crash of this process, not a power cut).
+        Nothing is read when the blob exists. Otherwise a local store copies the file in the
+        kernel (``copy_file_range``), without hashing it a second time, and refuses it if its
+        size or modification time changed during the copy; a remote store hashes it again as it
+        sends it. A file rewritten between the scan and the copy with the same size and time
+        would be caught when the blob is read (every read is verified). ``fsync=False`` leaves
+        flushing to the operating system: the blob survives a crash of this process, not a
+        power cut.
         """
         check_digest(digest)
         if self.exists(digest):
             return Blob(digest, size)
         final = self.key(digest)
-
-        def write(out: BinaryIO) -> None:
-            with open(path, "rb") as src:
-                sent = _copy_hashing(src, out)
-            if sent != digest:
-                msg = (
-                    f"{os.fspath(path)!r} changed since it was hashed (hashed as {digest}, "
-                    f"read as {sent}); nothing was stored. Add it again once nothing writes to it"
-                )
-                raise InvalidArgumentError(msg)
-
-        if self._local:
-            self._local_atomic(final, write, fsync=fsync)
-        elif self._atomic_put:
+        if not self._local:
             self.put_file(path)
-        else:
-            self._remote_atomic(final, write)
+            return Blob(digest, size)
+        before = os.stat(path)
+        if before.st_size != size:
+            raise _changed(path, f"its size is {before.st_size}, not {size}")
+        folder = Path(final).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_LOCAL_TMP_PREFIX)
+        try:
+            with open(path, "rb") as src, os.fdopen(fd, "wb") as out:
+                _kernel_copy(src.fileno(), out.fileno(), size)
+                if fsync:
+                    os.fsync(out.fileno())
+            after = os.stat(path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            Path(tmp).unlink(missing_ok=True)
+            raise _changed(path, "it was modified during the copy")
+        os.replace(tmp, final)
         return Blob(digest, size)
 
     def put_bytes(self, data: bytes) -> Blob:
@@ -433,6 +441,37 @@ class _VerifyingReader(io.RawIOBase):
             if self._hasher.hexdigest() != self._digest:
                 raise self._corrupt(self._digest)
         return n
+
+
+def _kernel_copy(src: int, dst: int, size: int) -> None:
+    """Copy ``size`` bytes between file descriptors inside the kernel where it can."""
+    copied = 0
+    copy_range = getattr(os, "copy_file_range", None)
+    while copied < size:
+        try:
+            n = (
+                copy_range(src, dst, size - copied)
+                if copy_range
+                else os.sendfile(dst, src, None, size - copied)
+            )
+        except OSError:
+            n = 0
+        if n == 0:
+            break
+        copied += n
+    if copied < size:  # a file system without in-kernel copies: plain reads and writes
+        os.lseek(src, copied, os.SEEK_SET)
+        os.lseek(dst, copied, os.SEEK_SET)
+        while chunk := os.read(src, _CHUNK):
+            os.write(dst, chunk)
+
+
+def _changed(path: str | os.PathLike[str], why: str) -> InvalidArgumentError:
+    msg = (
+        f"{os.fspath(path)!r} changed since it was hashed ({why}); nothing was stored. "
+        "Add it again once nothing writes to it"
+    )
+    return InvalidArgumentError(msg)
 
 
 def _copy_hashing(src: BinaryIO, out: BinaryIO | None) -> str:
