@@ -62,6 +62,10 @@ _LAZY = {
     "Store": "luminary.store",
     "open_store": "luminary.store",
     "Settings": "luminary.config",
+    "register_model": "luminary.registry._api",
+    "get_model": "luminary.registry._api",
+    "LocalModel": "luminary.registry._api",
+    "lineage": "luminary.lineage",
 }
 
 __all__ = [
@@ -77,11 +81,17 @@ __all__ = [
     "OverloadedError",
     "QuotaExceededError",
     "__version__",
+    "datasets",
     *sorted(_LAZY),
 ]
 
 if TYPE_CHECKING:
+    from luminary import datasets as datasets
     from luminary.config import Settings as Settings
+    from luminary.lineage import lineage as lineage
+    from luminary.registry._api import LocalModel as LocalModel
+    from luminary.registry._api import get_model as get_model
+    from luminary.registry._api import register_model as register_model
     from luminary.store import (
         ArtifactEntry as ArtifactEntry,
     )
@@ -154,6 +164,10 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "datasets":
+        value = importlib.import_module("luminary.datasets")
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         msg = f"module 'luminary' has no attribute {name!r}"
