@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench bench-tracking bench-datasets clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,13 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: $(VENV)/.installed-bench
+bench: bench-tracking bench-datasets
+
+bench-tracking: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/tracking_vs_mlflow.py
+
+bench-datasets: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/datasets_vs_dvc.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

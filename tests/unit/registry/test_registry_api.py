@@ -88,8 +88,9 @@ def test_a_corrupt_stored_model_is_never_returned(tmp_path: Path) -> None:
 def test_derived_version_lineage_follows_the_parent(tmp_path: Path) -> None:
     with lm.start_run("p", params={"hidden": 4}) as run:
         reg.register_model("tagger", make_onnx(tmp_path / "a.onnx"))
-    reg.register_model("tagger-int8", make_onnx(tmp_path / "q.onnx", 2), project="p",
-                       parent="tagger@1")
+    reg.register_model(
+        "tagger-int8", make_onnx(tmp_path / "q.onnx", 2), project="p", parent="tagger@1"
+    )
     chain = lineage("tagger-int8@1")
     assert [a.ref for a in chain.ancestors] == ["tagger@1"]
     assert chain.run is not None
