@@ -516,26 +516,35 @@ class _Compiler:
         """A negative operator: the value is present and ``positive`` is false."""
         return sa.and_(sa.not_(self.is_null(f)), sa.not_(positive))
 
-    def condition(self, e: Expr) -> _Cond:
+    def condition(self, e: Expr, exact: bool = False) -> _Cond:
+        """SQL for ``e``. Under ``not`` (``exact``) every comparison must be two-valued, so a
+        missing value is tested explicitly; elsewhere SQL's NULL already excludes the run, and
+        leaving the test out keeps the planner's row estimates (and its choice of index) right.
+        """
         if isinstance(e, MatchAll):
             return sa.true()
         if isinstance(e, And | Or):
             combine = sa.and_ if isinstance(e, And) else sa.or_
-            return combine(*(self.condition(x) for x in e.operands))
+            return combine(*(self.condition(x, exact) for x in e.operands))
         if isinstance(e, Not):
-            return sa.not_(self.condition(e.operand))
+            return sa.not_(self.condition(e.operand, exact=True))
         if isinstance(e, IsNull):
             return sa.not_(self.is_null(e.field)) if e.negated else self.is_null(e.field)
+
+        def present(col: _Col) -> _Cond:
+            return _present(col) if exact else sa.true()
+
         if isinstance(e, Compare):
             col, v = self.operand(e.field, e.value)
             if e.op == "!=":
                 return self.absent_or_not(e.field, sa.and_(_present(col), col == v))
-            return sa.and_(_present(col), _COMPARE[e.op](col, v))
+            return sa.and_(present(col), _COMPARE[e.op](col, v))
         if isinstance(e, Like):
             col = self.text_column(e.field)
             match = col.ilike(e.pattern) if e.case_insensitive else col.like(e.pattern)
-            positive = sa.and_(_present(col), match)
-            return self.absent_or_not(e.field, positive) if e.negated else positive
+            if e.negated:
+                return self.absent_or_not(e.field, sa.and_(_present(col), match))
+            return sa.and_(present(col), match)
         groups: list[tuple[_Col, list[Any]]] = []  # InList: one IN per column compared
         for value in e.values:
             if value is not None:
@@ -544,7 +553,10 @@ class _Compiler:
                 if group is None:
                     groups.append(group := (col, []))
                 group[1].append(v)
-        parts = [sa.and_(_present(col), col.in_(vs)) for col, vs in groups]
+        if e.negated:
+            parts = [sa.and_(_present(col), col.in_(vs)) for col, vs in groups]
+        else:
+            parts = [sa.and_(present(col), col.in_(vs)) for col, vs in groups]
         if None in e.values:
             parts.append(self.is_null(e.field))
         positive = sa.or_(*parts)

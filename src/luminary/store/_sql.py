@@ -70,6 +70,7 @@ class SqlStore(SqlRegistry, SqlDatasets, Store):
         self._is_pg = self.engine.dialect.name == "postgresql"
         self._last_reap = 0.0
         self._reap_lock = threading.Lock()
+        self._projects: dict[str, Project] = {}  # projects are never renamed or deleted
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
@@ -89,6 +90,12 @@ class SqlStore(SqlRegistry, SqlDatasets, Store):
             msg = f"project {name!r} already exists; use it, or choose another name"
             raise AlreadyExistsError(msg) from exc
         return _project(row)
+
+    def ensure_project(self, name: str) -> Project:
+        project = self._projects.get(name)
+        if project is None:
+            project = self._projects[name] = super().ensure_project(name)
+        return project
 
     def get_project(self, name: str) -> Project:
         with read_tx(self.engine) as conn:
@@ -203,8 +210,10 @@ class SqlStore(SqlRegistry, SqlDatasets, Store):
             values["end_ms"] = None
             values["heartbeat_ms"] = _now_ms()
         with write_tx(self.engine) as conn:
-            run_id = self._resolve_run_id(conn, run_id)
-            conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
+            done = conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
+            if done.rowcount == 0:  # a prefix, or an unknown id (which raises here)
+                run_id = self._resolve_run_id(conn, run_id)
+                conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
 
     def heartbeat(self, run_id: str, now_ms: int) -> None:
         with write_tx(self.engine) as conn:
