@@ -411,16 +411,18 @@ def open(
     entry_stop: int | None = None,
     pad_to: int | dict[str, int] | None = None,
     pad_value: float = 0.0,
-    library: Literal["np", "ak"] = "np",
+    library: Literal["np", "ak"] = "ak",
     pattern: str | None = None,
     record: bool = True,
 ) -> DatasetReader:
     """Chunked batches over the ROOT, Parquet or HDF5 files of ``ref`` (``name@version``).
 
-    ``columns`` selects branches/columns; ``entry_start``/``entry_stop`` select a global entry
-    range (or use :meth:`DatasetReader.shard`); ``pad_to`` pads jagged columns to a fixed
-    length with a mask and counts what was clipped; ``pattern`` (fnmatch) selects files. With
-    an active run, the version is recorded as the run's input (``record=False`` to skip).
+    Flat columns come as NumPy arrays, jagged ones as awkward arrays (``library="np"``: NumPy
+    object arrays). ``columns`` selects branches/columns; ``entry_start``/``entry_stop``
+    select a global entry range (or use :meth:`DatasetReader.shard`); ``pad_to`` pads jagged
+    columns to a fixed length with a mask and counts what was clipped; ``pattern`` (fnmatch)
+    selects files. With an active run, the version is recorded as the run's input
+    (``record=False`` to skip).
     """
     import fnmatch
 

@@ -64,6 +64,17 @@ def register_model(
         msg = f"model file {str(path)!r} does not exist or is not a file; register one file"
         raise InvalidArgumentError(msg)
     info = inspect_model(file, allow_pickle=allow_pickle, format=format)
+    external = info.metadata.get("external_data_files") or []
+    if external:
+        msg = (
+            f"{file} keeps its weights in {len(external)} external file(s) "
+            f"({', '.join(map(str, external[:3]))}); a model version is one file. Save it as "
+            "one file (onnx.save(model, path, save_as_external_data=False)) and register that"
+        )
+        raise InvalidArgumentError(msg)
+    metadata = dict(info.metadata)
+    if info.executes_code:
+        metadata["executes_code"] = True  # registered with allow_pickle=True
     if run is None:
         current = active_run()
         run_id = current.id if current is not None else None
@@ -90,7 +101,7 @@ def register_model(
             "inputs": [s.to_dict() for s in info.inputs],
             "outputs": [s.to_dict() for s in info.outputs],
         },
-        metadata=info.metadata,
+        metadata=metadata,
         source_run_id=run_id,
         parent=parent,
         description=description,

@@ -174,3 +174,12 @@ def test_use_dataset_links_the_run(folder: Path) -> None:
 def test_bad_sources_are_clear_errors(bad: list[str]) -> None:
     with pytest.raises((InvalidArgumentError, NotFoundError)):
         ds.add("jets", bad)
+
+
+def test_jagged_columns_come_as_awkward_arrays_by_default(folder: Path) -> None:
+    import awkward as ak
+
+    ds.add("jets", [folder])
+    batch = next(iter(ds.open("jets@1", pattern="*.root", columns=["c_log_pt"])))
+    assert isinstance(batch.arrays["c_log_pt"], ak.Array)
+    assert len(batch.arrays["c_log_pt"]) == 300

@@ -96,3 +96,26 @@ def test_derived_version_lineage_follows_the_parent(tmp_path: Path) -> None:
     assert chain.run is not None
     assert chain.run.id == run.id
     assert [d.ref for d in lineage("tagger@1").derived] == ["tagger-int8@1"]
+
+
+def test_onnx_with_external_weights_is_refused(tmp_path: Path) -> None:
+    import numpy as np
+    from onnx import numpy_helper
+
+    weights = numpy_helper.from_array(np.ones((64, 64), dtype=np.float32), "w")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [x], [y], initializer=[weights]
+    )
+    path = tmp_path / "big.onnx"
+    onnx.save(
+        helper.make_model(graph),
+        path,
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="big.weights",
+        size_threshold=0,
+    )
+    with pytest.raises(InvalidArgumentError, match="external"):
+        reg.register_model("big", path, project="p")
