@@ -471,6 +471,7 @@ def _resolve(source: str | os.PathLike[str]) -> _Source:
 
         try:
             fs, root = fsspec.core.url_to_fs(text)
+            fs.invalidate_cache()  # fsspec shares instances: see the store as it is now
             info = fs.info(root)
         except FileNotFoundError:
             msg = f"source {text!r} does not exist; check the URL"
@@ -807,6 +808,7 @@ def verify(
         import fsspec.core
 
         fs, base = fsspec.core.url_to_fs(text)
+        fs.invalidate_cache()  # a cached listing would hide what changed since
         return _verify(entries, base.rstrip("/"), fs, n, on_progress)
     return _verify(entries, _local_path(text), None, n, on_progress)
 
