@@ -9,17 +9,31 @@ from typing import Any
 
 from luminary.errors import InvalidArgumentError
 
-__all__ = ["AliasMove", "Event", "Model", "ModelRef", "ModelVersion", "parse_ref"]
+__all__ = [
+    "AliasMove",
+    "Event",
+    "Model",
+    "ModelRef",
+    "ModelVersion",
+    "check_alias",
+    "check_name",
+    "parse_ref",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
 
+_NAME_EXAMPLES = {"project": "cms-btag", "model": "jet-tagger", "dataset": "jets"}
+
+
 def check_name(kind: str, name: object) -> str:
+    """A project, model or dataset name: 1-200 of letters, digits, '_', '.', '-'."""
     if not isinstance(name, str) or not _NAME.match(name):
+        example = _NAME_EXAMPLES.get(kind, "jet-tagger")
         msg = (
             f"{kind} name {name!r} is not valid; use 1-200 characters from letters, digits, "
-            "'_', '.', '-', starting with a letter or digit (e.g. 'jet-tagger')"
+            f"'_', '.', '-', starting with a letter or digit (e.g. '{example}')"
         )
         raise InvalidArgumentError(msg)
     return name

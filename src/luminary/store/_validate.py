@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from luminary.errors import InvalidArgumentError
+from luminary.registry.models import check_name
 from luminary.store.models import ParamValue
 
 __all__ = [
@@ -21,7 +22,6 @@ __all__ = [
 ]
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-./: ]{1,250}$")
-_PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 KEY_RULE = "1-250 characters from letters, digits, '_', '-', '.', '/', ':' and space"
 
 
@@ -36,13 +36,7 @@ def check_key(kind: str, key: object) -> str:
 
 
 def check_project_name(name: object) -> str:
-    if not isinstance(name, str) or not _PROJECT.match(name):
-        msg = (
-            f"project name {name!r} is not valid; use 1-200 characters from letters, digits, "
-            "'_', '.', '-', starting with a letter or digit (e.g. 'cms-btag')"
-        )
-        raise InvalidArgumentError(msg)
-    return name
+    return check_name("project", name)
 
 
 def check_relative_path(path: str) -> str:
