@@ -9,6 +9,8 @@
     │   └── FilterSyntaxError             a search filter that does not parse; knows the position
     ├── InvalidStateError                 the object cannot do that now (e.g. a finished run)
     ├── IntegrityError                    stored bytes no longer match their hash
+    ├── AuthenticationError               no token, or a wrong, expired or revoked one
+    ├── PermissionDeniedError             the token's user may not do that
     ├── BackendUnavailableError           the database or object store does not answer
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── QuotaExceededError
@@ -24,6 +26,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "AlreadyExistsError",
+    "AuthenticationError",
     "BackendUnavailableError",
     "FilterSyntaxError",
     "IntegrityError",
@@ -33,6 +36,7 @@ __all__ = [
     "MissingDependencyError",
     "NotFoundError",
     "OverloadedError",
+    "PermissionDeniedError",
     "QuotaExceededError",
     "nearest",
 ]
@@ -90,6 +94,18 @@ class InvalidStateError(LuminaryError):
 
 class IntegrityError(LuminaryError):
     code = "integrity"
+
+
+class AuthenticationError(LuminaryError):
+    """No credentials, or credentials that are wrong, expired or revoked (HTTP 401)."""
+
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(LuminaryError):
+    """Authenticated, but the user's role does not allow the action (HTTP 403)."""
+
+    code = "permission_denied"
 
 
 class BackendUnavailableError(LuminaryError):

@@ -10,7 +10,17 @@ import sys
 
 import typer
 
-from luminary.cli import artifacts, datasets, demo, events, lineage, models, projects, runs
+from luminary.cli import (
+    artifacts,
+    datasets,
+    demo,
+    events,
+    lineage,
+    models,
+    projects,
+    runs,
+    tokens,
+)
 
 app = typer.Typer(
     name="luminary",
@@ -25,6 +35,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(tokens.app, name="tokens")
 app.add_typer(events.app, name="events")
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)

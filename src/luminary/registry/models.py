@@ -24,7 +24,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
 
-_NAME_EXAMPLES = {"project": "cms-btag", "model": "jet-tagger", "dataset": "jets"}
+_NAME_EXAMPLES = {
+    "project": "cms-btag",
+    "model": "jet-tagger",
+    "dataset": "jets",
+    "user": "alice",
+}
 
 
 def check_name(kind: str, name: object) -> str:

@@ -26,7 +26,7 @@ from luminary.errors import BackendUnavailableError, InvalidArgumentError, Missi
 __all__ = ["HEAD_REVISION", "create_engine", "migrate", "read_tx", "write_tx"]
 
 #: The newest migration; a test asserts it matches Alembic's head.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK_KEY = 0x4C554D494E  # "LUMIN"

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from luminary._ids import new_id
+from luminary.auth._sql import SqlAuth
 from luminary.datasets._sql import SqlDatasets
 from luminary.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, nearest
 from luminary.registry._sql import SqlRegistry
@@ -52,7 +53,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class SqlStore(SqlRegistry, SqlDatasets, Store):
+class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
     """A Store on SQLAlchemy: ``sqlite:///path`` or ``postgresql+psycopg://…``."""
 
     def __init__(
