@@ -5,6 +5,9 @@
   (default ``sqlite:///$LUMINARY_HOME/luminary.db``; e.g. ``postgresql+psycopg://…``).
 - ``LUMINARY_BLOBS``: fsspec URL of the blob store: a folder, ``s3://bucket/prefix`` or
   ``root://host//path`` (default ``$LUMINARY_HOME/blobs``).
+- ``LUMINARY_URI``: ``http://host:port`` of a ``luminary server``; when set, the SDK and the
+  CLI use that server (team mode) instead of ``LUMINARY_DB`` and ``LUMINARY_BLOBS``.
+- ``LUMINARY_TOKEN``: sent to the server as ``Authorization: Bearer …``.
 - ``LUMINARY_HEARTBEAT``: seconds between run heartbeats (default 10); a running run whose
   heartbeat is three beats old is shown as killed.
 - ``LUMINARY_SQLITE_SYNC``: SQLite ``synchronous`` pragma; ``NORMAL`` (default) survives a
@@ -33,6 +36,8 @@ class Settings:
     heartbeat_s: float = 10.0
     sqlite_sync: str = "NORMAL"
     fsync_blobs: bool = False
+    uri: str | None = None
+    token: str | None = None
 
     @property
     def stale_after_s(self) -> float:
@@ -58,6 +63,8 @@ class Settings:
             heartbeat_s=heartbeat,
             sqlite_sync=sync,
             fsync_blobs=fsync,
+            uri=env.get("LUMINARY_URI") or None,
+            token=env.get("LUMINARY_TOKEN") or None,
         )
 
 

@@ -1,11 +1,17 @@
-"""The Store contract against embedded SQLite and against the machine's PostgreSQL."""
+"""The Store contract against embedded SQLite, the machine's PostgreSQL, and the REST client
+talking to a real server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+from luminary.store import BlobStore, Store
 from luminary.store._sql import SqlStore
 from luminary.testing.store_contract import DatasetContract, RegistryContract, StoreContract
+from tests.integration.luminary_server import serve_in_thread
 
 
 class TestSqliteStore(StoreContract, RegistryContract, DatasetContract):
@@ -19,3 +25,21 @@ class TestPostgresStore(StoreContract, RegistryContract, DatasetContract):
     @pytest.fixture
     def store(self, postgres_store: SqlStore) -> SqlStore:
         return postgres_store
+
+
+class TestRestStore(StoreContract, RegistryContract, DatasetContract):
+    """The REST client against a real server (uvicorn on a free port) over embedded SQLite."""
+
+    @pytest.fixture
+    def store(self, sqlite_store: SqlStore, tmp_path: Path) -> Iterator[Store]:
+        from luminary.store._rest import RestStore
+
+        with serve_in_thread(sqlite_store, tmp_path / "spool") as url:
+            rest = RestStore(url, cache_dir=str(tmp_path / "cache"))
+            yield rest
+            rest.close()
+
+    @pytest.fixture
+    def backing_blobs(self, sqlite_store: SqlStore) -> BlobStore:
+        assert isinstance(sqlite_store.blobs, BlobStore)
+        return sqlite_store.blobs

@@ -19,6 +19,7 @@ from luminary.cli import (
     models,
     projects,
     runs,
+    server,
     tokens,
 )
 
@@ -39,11 +40,13 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(events.app, name="events")
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)
+app.command("server")(server.server)
 
 
 @app.callback()
 def _root() -> None:
-    """Environment: LUMINARY_HOME (default ~/.luminary), LUMINARY_DB, LUMINARY_BLOBS."""
+    """Environment: LUMINARY_HOME (default ~/.luminary), LUMINARY_DB, LUMINARY_BLOBS;
+    LUMINARY_URI=http://host:port uses a `luminary server` instead (LUMINARY_TOKEN)."""
 
 
 # Typer re-exports click's exception tree (vendored in recent releases); find its root.

@@ -264,7 +264,16 @@ def location(version: DatasetVersion, entry: FileEntry, store: Store | None = No
     """Where a file's bytes are: its blob (copy mode) or its place under the root."""
     if version.mode == "reference":
         return f"{version.root.rstrip('/')}/{entry.path}"
+    from luminary.store.blobs import BlobStore
+
     blobs = (store or _store()).blobs
+    if not isinstance(blobs, BlobStore):  # a server's blobs: read a verified local copy
+        from luminary.store._remote_blobs import RemoteBlobs
+
+        if isinstance(blobs, RemoteBlobs):
+            return str(blobs.cached_path(entry.digest))
+        msg = f"cannot read copy-mode files from {blobs!r}; use a BlobStore or a server"
+        raise InvalidArgumentError(msg)
     key = blobs.key(entry.digest)
     protocol = blobs.fs.protocol
     proto = protocol[0] if isinstance(protocol, (tuple, list)) else protocol

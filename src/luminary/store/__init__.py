@@ -2,6 +2,8 @@
 
 - :mod:`luminary.store.models` — frozen values (Project, Run, MetricHistory, ArtifactEntry).
 - :class:`Store` — the interface every backend implements (``_base.py``).
+- ``RestStore`` — the same interface through ``luminary server`` (``_rest.py``, blobs in
+  ``_remote_blobs.py``, JSON shapes in ``_wire.py``), chosen by ``LUMINARY_URI``.
 - :class:`SqlStore` — SQLite (embedded default) and PostgreSQL (``_sql.py``), schema in
   ``_schema.py``, Alembic migrations in ``migrations/`` applied on first use (``_engine.py``).
 - :class:`BlobStore` — content-addressed (BLAKE3) blobs over fsspec (``blobs.py``).
@@ -44,11 +46,17 @@ __all__ = [
 
 
 def open_store(settings: Settings | None = None) -> Store:
-    """The store that ``settings`` (default: the environment) names."""
+    """The store that ``settings`` (default: the environment) names: a Luminary server when
+    ``LUMINARY_URI`` is set, else the SQL database and blob store."""
     from luminary.config import Settings
-    from luminary.store._sql import SqlStore
 
     s = settings or Settings.from_env()
+    if s.uri:
+        from luminary.store._rest import RestStore  # httpx is a core dependency
+
+        return RestStore(s.uri, token=s.token, cache_dir=str(s.home / "cache" / "blobs"))
+    from luminary.store._sql import SqlStore
+
     return SqlStore(s.db_url, s.blobs_url, stale_after_s=s.stale_after_s, sqlite_sync=s.sqlite_sync)
 
 

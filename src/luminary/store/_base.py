@@ -11,13 +11,16 @@ ones), :class:`~luminary.errors.InvalidArgumentError` for bad input,
 from __future__ import annotations
 
 import abc
+import contextlib
+import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
 
 from luminary.datasets._base import DatasetStore
 from luminary.errors import AlreadyExistsError
 from luminary.registry._base import RegistryStore
-from luminary.store.blobs import BlobStore
+from luminary.store.blobs import Blob
 from luminary.store.models import (
     ArtifactEntry,
     MetricHistory,
@@ -27,16 +30,44 @@ from luminary.store.models import (
     RunStatus,
 )
 
-__all__ = ["MetricPoint", "Store"]
+__all__ = ["Blobs", "MetricPoint", "Store"]
 
 #: (series_id, step, timestamp_ms, value); value None means NaN.
 MetricPoint = tuple[int, int, int, float | None]
 
 
+class Blobs(Protocol):
+    """What the SDK needs of a store's blobs: :class:`~luminary.store.BlobStore` (embedded,
+    fsspec) and ``RemoteBlobs`` (through a Luminary server) both provide it. Every read is
+    verified against the digest; a mismatch raises :class:`~luminary.errors.IntegrityError`."""
+
+    url: str
+
+    def exists(self, digest: str) -> bool: ...
+
+    def size(self, digest: str) -> int: ...
+
+    def put_file(self, path: str | os.PathLike[str]) -> Blob: ...
+
+    def put_file_as(
+        self, path: str | os.PathLike[str], digest: str, size: int, *, fsync: bool = True
+    ) -> Blob: ...
+
+    def put_bytes(self, data: bytes) -> Blob: ...
+
+    def read_bytes(self, digest: str) -> bytes: ...
+
+    def open_verified(self, digest: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
+
+    def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path: ...
+
+    def verify(self, digest: str) -> bool: ...
+
+
 class Store(RegistryStore, DatasetStore, abc.ABC):
     """Projects, runs, params, tags, metrics, artifacts and environments, plus a blob store."""
 
-    blobs: BlobStore
+    blobs: Blobs
 
     # -- projects --------------------------------------------------------------------------
     @abc.abstractmethod

@@ -6,6 +6,9 @@ fresh, empty :class:`~luminary.store.Store`::
     class TestSqlite(StoreContract):
         @pytest.fixture
         def store(self, tmp_path): ...
+
+A store whose blobs are not a :class:`~luminary.store.BlobStore` (the REST client) also
+overrides ``backing_blobs``: the BlobStore behind it, which the corruption test damages.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from luminary.errors import (
     NotFoundError,
 )
 from luminary.registry.models import ModelVersion
-from luminary.store import ArtifactEntry, ParamValue, RunStatus, Store
+from luminary.store import ArtifactEntry, BlobStore, ParamValue, RunStatus, Store
 
 __all__ = ["DatasetContract", "RegistryContract", "StoreContract"]
 
@@ -39,6 +42,12 @@ def _sid() -> int:
 
 
 class StoreContract:
+    @pytest.fixture
+    def backing_blobs(self, store: Store) -> BlobStore:
+        """The BlobStore that holds ``store``'s bytes (the server's, for a remote store)."""
+        assert isinstance(store.blobs, BlobStore)
+        return store.blobs
+
     # -- projects --------------------------------------------------------------------------
     def test_project_round_trip(self, store: Store) -> None:
         made = store.create_project("cms-btag", "b-tagging")
@@ -264,10 +273,12 @@ class StoreContract:
         store.set_environment(run.id, env)
         assert store.get_environment(run.id) == env
 
-    def test_corrupt_blob_is_reported_not_returned(self, store: Store, tmp_path: Path) -> None:
+    def test_corrupt_blob_is_reported_not_returned(
+        self, store: Store, backing_blobs: BlobStore, tmp_path: Path
+    ) -> None:
         blob = store.blobs.put_bytes(b"the real bytes")
-        key = store.blobs.key(blob.digest)
-        with store.blobs.fs.open(key, "wb") as fh:
+        key = backing_blobs.key(blob.digest)
+        with backing_blobs.fs.open(key, "wb") as fh:
             fh.write(b"the rea1 bytes")
         with pytest.raises(IntegrityError, match=blob.digest):
             store.blobs.read_bytes(blob.digest)

@@ -1,0 +1,59 @@
+"""The app factory: the Store's nouns under ``/api/v1/``, health checks, one error table."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from luminary.server._errors import error_response, install_error_handlers
+from luminary.store._base import Store
+from luminary.store._wire import dumps
+
+__all__ = ["API", "create_app", "ok"]
+
+API = "/api/v1"
+
+
+def ok(obj: Any, status: int = 200) -> Response:
+    """A JSON response written by the fast encoder (the wire shapes are plain JSON already)."""
+    return Response(dumps(obj), status, media_type="application/json")
+
+
+def create_app(store: Store, *, tmp_dir: str | Path | None = None) -> FastAPI:
+    """A FastAPI app serving ``store``. Uploads are spooled to ``tmp_dir`` (default: the
+    system's temporary folder) while they are hashed. The caller owns and closes ``store``."""
+    from luminary.server import _blobs, _datasets, _registry, _runs
+
+    app = FastAPI(
+        title="Luminary",
+        version="1",
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+        redirect_slashes=False,
+    )
+    app.state.store = store
+    install_error_handlers(app)
+    spool = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
+    app.include_router(_runs.router(store), prefix=API)
+    app.include_router(_registry.router(store), prefix=API)
+    app.include_router(_datasets.router(store), prefix=API)
+    app.include_router(_blobs.router(store, spool), prefix=API)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        return ok({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        try:
+            store.list_projects()
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure as not ready
+            return error_response(503, "backend_unavailable", f"the store does not answer: {exc}")
+        return ok({"status": "ready"})
+
+    return app

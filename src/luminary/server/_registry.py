@@ -1,0 +1,119 @@
+"""The model registry: ``/api/v1/models``, ``/api/v1/model-versions/{name@version|alias}``,
+aliases and their history, and ``/api/v1/events``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from luminary.server._app import ok
+from luminary.store._base import Store
+from luminary.store._wire import enc_event, enc_model, enc_move, enc_version
+
+__all__ = ["router"]
+
+
+class ModelIn(BaseModel):
+    name: str
+    project: str
+    description: str = ""
+
+
+class VersionIn(BaseModel):
+    project: str
+    digest: str
+    size: int
+    format: str
+    filename: str
+    signature: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    source_run_id: str | None = None
+    parent: str | None = None
+    description: str = ""
+    actor: str
+
+
+class AliasIn(BaseModel):
+    version: int
+    actor: str
+
+
+def router(store: Store) -> APIRouter:
+    r = APIRouter()
+
+    @r.post("/models")
+    def create_model(body: ModelIn) -> Response:
+        return ok(enc_model(store.create_model(body.name, body.project, body.description)), 201)
+
+    @r.get("/models")
+    def list_models(project: str | None = None) -> Response:
+        return ok([enc_model(m) for m in store.list_models(project)])
+
+    @r.get("/models/{name}")
+    def get_model(name: str) -> Response:
+        return ok(enc_model(store.get_model(name)))
+
+    @r.delete("/models/{name}")
+    def delete_model(name: str, actor: str) -> Response:
+        store.delete_model(name, actor)
+        return Response(status_code=204)
+
+    @r.post("/models/{name}/versions")
+    def create_version(name: str, body: VersionIn) -> Response:
+        version = store.create_model_version(
+            name,
+            project=body.project,
+            digest=body.digest,
+            size=body.size,
+            format=body.format,
+            filename=body.filename,
+            signature=body.signature,
+            metadata=body.metadata,
+            source_run_id=body.source_run_id,
+            parent=body.parent,
+            description=body.description,
+            actor=body.actor,
+        )
+        return ok(enc_version(version), 201)
+
+    @r.get("/models/{name}/versions")
+    def list_versions(name: str) -> Response:
+        return ok([enc_version(v) for v in store.list_model_versions(name)])
+
+    @r.put("/models/{name}/aliases/{alias}")
+    def set_alias(name: str, alias: str, body: AliasIn) -> Response:
+        return ok(enc_move(store.set_alias(name, alias, body.version, body.actor)))
+
+    @r.delete("/models/{name}/aliases/{alias}")
+    def unset_alias(name: str, alias: str, actor: str) -> Response:
+        return ok(enc_move(store.unset_alias(name, alias, actor)))
+
+    @r.get("/models/{name}/alias-history")
+    def alias_history(name: str, alias: str | None = None) -> Response:
+        return ok([enc_move(m) for m in store.alias_history(name, alias)])
+
+    @r.get("/model-versions/{ref}")
+    def get_version(ref: str) -> Response:
+        return ok(enc_version(store.get_model_version(ref)))
+
+    @r.delete("/model-versions/{ref}")
+    def delete_version(ref: str, actor: str) -> Response:
+        store.delete_model_version(ref, actor)
+        return Response(status_code=204)
+
+    @r.get("/model-versions/{ref}/derived")
+    def derived(ref: str) -> Response:
+        return ok([enc_version(v) for v in store.derived_versions(ref)])
+
+    @r.get("/events")
+    def list_events(
+        after: int = 0,
+        limit: int = 100,
+        kinds: list[str] | None = Query(None),  # noqa: B008 - FastAPI's idiom
+    ) -> Response:
+        return ok([enc_event(e) for e in store.list_events(after, limit, kinds)])
+
+    return r

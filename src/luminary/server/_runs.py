@@ -1,0 +1,249 @@
+"""Projects and runs: ``/api/v1/projects``, ``/api/v1/runs`` and each run's params, tags,
+metrics (batched ingest), artifacts manifest, environment and dataset inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from luminary.errors import InvalidArgumentError
+from luminary.server._app import ok
+from luminary.store._base import MetricPoint, Store
+from luminary.store._wire import (
+    dec_artifact,
+    dec_params,
+    enc_artifact,
+    enc_dataset_version,
+    enc_history,
+    enc_project,
+    enc_run,
+    enc_version,
+    loads,
+    to_float,
+)
+from luminary.store.models import RunStatus
+
+__all__ = ["router"]
+
+
+class ProjectIn(BaseModel):
+    name: str
+    description: str = ""
+
+
+class RunIn(BaseModel):
+    project: str
+    name: str | None = None
+    parent_id: str | None = None
+    params: dict[str, tuple[str, str]] = Field(default_factory=dict)
+    tags: dict[str, Any] = Field(default_factory=dict)
+    start_ms: int | None = None
+
+
+class StatusIn(BaseModel):
+    status: RunStatus
+    end_ms: int | None = None
+
+
+class BeatIn(BaseModel):
+    now_ms: int
+
+
+class ReapIn(BaseModel):
+    now_ms: int | None = None
+
+
+class ParamsIn(BaseModel):
+    params: dict[str, tuple[str, str]]
+
+
+class TagsIn(BaseModel):
+    tags: dict[str, Any]
+
+
+class ArtifactsIn(BaseModel):
+    entries: list[tuple[str, str, int]]
+
+
+class InputsIn(BaseModel):
+    version_ids: list[str]
+
+
+def parse_metric_batch(body: bytes) -> tuple[list[tuple[int, str]], list[MetricPoint]]:
+    """``{"series": [[sid, key], …], "points": [[sid, step, ts_ms, value], …]}``; a value is a
+    number, ``null`` (NaN) or ``"Infinity"`` / ``"-Infinity"`` / ``"NaN"``."""
+    try:
+        data = loads(body)
+        series = [(_int(s[0]), _str(s[1])) for s in data.get("series", ())]
+        points: list[MetricPoint] = [
+            (
+                _int(p[0]),
+                _int(p[1]),
+                _int(p[2]),
+                None if p[3] is None else _value(p[3]),
+            )
+            for p in data.get("points", ())
+        ]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        msg = (
+            'metric batch is not valid; send {"series": [[series_id, key], ...], '
+            f'"points": [[series_id, step, timestamp_ms, value|null], ...]}} ({exc})'
+        )
+        raise InvalidArgumentError(msg) from None
+    return series, points
+
+
+def _int(v: Any) -> int:
+    if type(v) is not int:
+        msg = f"{v!r} is not an integer"
+        raise TypeError(msg)
+    return v
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        msg = f"{v!r} is not a string"
+        raise TypeError(msg)
+    return v
+
+
+def _value(v: Any) -> float | None:
+    if type(v) is float or type(v) is int:
+        return float(v)
+    f = to_float(v) if isinstance(v, str) else float("x")
+    return None if f != f else f
+
+
+def router(store: Store) -> APIRouter:
+    r = APIRouter()
+
+    # -- projects --------------------------------------------------------------------------
+    @r.post("/projects")
+    def create_project(body: ProjectIn) -> Response:
+        return ok(enc_project(store.create_project(body.name, body.description)), 201)
+
+    @r.get("/projects")
+    def list_projects() -> Response:
+        return ok([enc_project(p) for p in store.list_projects()])
+
+    @r.get("/projects/{name}")
+    def get_project(name: str) -> Response:
+        return ok(enc_project(store.get_project(name)))
+
+    # -- runs ------------------------------------------------------------------------------
+    @r.post("/runs")
+    def create_run(body: RunIn) -> Response:
+        run = store.create_run(
+            body.project,
+            name=body.name,
+            parent_id=body.parent_id,
+            params=dec_params(body.params),
+            tags=body.tags,
+            start_ms=body.start_ms,
+        )
+        return ok(enc_run(run), 201)
+
+    @r.get("/runs")
+    def search_runs(
+        project: str | None = None,
+        filter: str | None = None,
+        order_by: list[str] | None = Query(None),  # noqa: B008 - FastAPI's idiom
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Response:
+        runs = store.search_runs(project, filter, order_by or None, limit, offset)
+        return ok([enc_run(x) for x in runs])
+
+    @r.get("/runs/count")
+    def count_runs(project: str | None = None, filter: str | None = None) -> Response:
+        return ok({"count": store.count_runs(project, filter)})
+
+    @r.post("/runs/reap")
+    def reap(body: ReapIn) -> Response:
+        return ok({"count": store.reap_stale_runs(body.now_ms)})
+
+    @r.get("/runs/{run_id}")
+    def get_run(run_id: str) -> Response:
+        return ok(enc_run(store.get_run(run_id)))
+
+    @r.delete("/runs/{run_id}")
+    def delete_run(run_id: str) -> Response:
+        store.delete_run(run_id)
+        return Response(status_code=204)
+
+    @r.put("/runs/{run_id}/status")
+    def set_status(run_id: str, body: StatusIn) -> Response:
+        store.set_run_status(run_id, body.status, body.end_ms)
+        return Response(status_code=204)
+
+    @r.post("/runs/{run_id}/heartbeat")
+    def heartbeat(run_id: str, body: BeatIn) -> Response:
+        store.heartbeat(run_id, body.now_ms)
+        return Response(status_code=204)
+
+    @r.post("/runs/{run_id}/params")
+    def log_params(run_id: str, body: ParamsIn) -> Response:
+        store.log_params(run_id, dec_params(body.params))
+        return Response(status_code=204)
+
+    @r.post("/runs/{run_id}/tags")
+    def set_tags(run_id: str, body: TagsIn) -> Response:
+        store.set_tags(run_id, body.tags)
+        return Response(status_code=204)
+
+    # -- metrics ---------------------------------------------------------------------------
+    @r.post("/runs/{run_id}/metrics")
+    async def write_metrics(run_id: str, request: Request) -> Response:
+        series, points = parse_metric_batch(await request.body())
+        remap = await run_in_threadpool(store.write_metrics, run_id, series, points)
+        return ok({"remapped": remap})
+
+    @r.get("/runs/{run_id}/metrics")
+    def metric_series(run_id: str) -> Response:
+        return ok(store.metric_series(run_id))
+
+    @r.get("/runs/{run_id}/last-steps")
+    def last_steps(run_id: str) -> Response:
+        return ok(store.last_steps(run_id))
+
+    @r.get("/runs/{run_id}/metric-history")
+    def metric_history(run_id: str, key: str) -> Response:
+        return ok(enc_history(store.get_metric_history(run_id, key)))
+
+    # -- artifacts, environment, inputs, models ----------------------------------------------
+    @r.post("/runs/{run_id}/artifacts")
+    def add_artifacts(run_id: str, body: ArtifactsIn) -> Response:
+        store.add_artifacts(run_id, [dec_artifact(e) for e in body.entries])
+        return Response(status_code=204)
+
+    @r.get("/runs/{run_id}/artifacts")
+    def list_artifacts(run_id: str, prefix: str = "") -> Response:
+        return ok([enc_artifact(e) for e in store.list_artifacts(run_id, prefix)])
+
+    @r.put("/runs/{run_id}/environment")
+    def set_environment(run_id: str, body: dict[str, Any]) -> Response:
+        store.set_environment(run_id, body)
+        return Response(status_code=204)
+
+    @r.get("/runs/{run_id}/environment")
+    def get_environment(run_id: str) -> Response:
+        return ok(store.get_environment(run_id))
+
+    @r.post("/runs/{run_id}/inputs")
+    def add_inputs(run_id: str, body: InputsIn) -> Response:
+        store.add_run_inputs(run_id, body.version_ids)
+        return Response(status_code=204)
+
+    @r.get("/runs/{run_id}/inputs")
+    def run_inputs(run_id: str) -> Response:
+        return ok([enc_dataset_version(v) for v in store.run_inputs(run_id)])
+
+    @r.get("/runs/{run_id}/model-versions")
+    def versions_from_run(run_id: str) -> Response:
+        return ok([enc_version(v) for v in store.versions_from_run(run_id)])
+
+    return r

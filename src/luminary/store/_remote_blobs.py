@@ -1,0 +1,175 @@
+"""Blobs through a Luminary server: the :class:`~luminary.store._base.Blobs` methods over
+``/api/v1/blobs/{digest}``.
+
+Uploads stream the file (never whole in memory) and the server checks the BLAKE3 before it
+stores anything. Downloads stream to a temporary file beside the destination, hashing as they
+go, and are renamed into place only when the hash matches: a corrupt blob raises
+:class:`~luminary.errors.IntegrityError` and leaves nothing behind. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from luminary.errors import IntegrityError, NotFoundError
+from luminary.store.blobs import Blob, _hasher, check_digest, hash_bytes, hash_file
+
+if TYPE_CHECKING:
+    from luminary.store._rest import RestStore
+
+__all__ = ["RemoteBlobs"]
+
+_BLOB_TIMEOUT_S = 600.0
+
+
+class RemoteBlobs:
+    """The blob store of the server behind ``store``; ``cache_dir`` holds local copies of
+    blobs that readers need as files (``cached_path``), default
+    ``$LUMINARY_HOME/cache/blobs``."""
+
+    def __init__(self, store: RestStore, *, cache_dir: str | os.PathLike[str] | None = None):
+        self._store = store
+        self.url = f"{store.url}/api/v1/blobs"
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+
+    def __repr__(self) -> str:
+        return f"RemoteBlobs({self.url!r})"
+
+    @property
+    def cache_dir(self) -> Path:
+        if self._cache_dir is None:
+            from luminary.config import Settings
+
+            self._cache_dir = Settings.from_env().home / "cache" / "blobs"
+        return self._cache_dir
+
+    def _path(self, digest: str) -> str:
+        return f"/blobs/{check_digest(digest)}"
+
+    # -- asking ----------------------------------------------------------------------------
+    def exists(self, digest: str) -> bool:
+        try:
+            self._store.request("HEAD", self._path(digest))
+        except NotFoundError:
+            return False
+        return True
+
+    def size(self, digest: str) -> int:
+        try:
+            resp = self._store.request("HEAD", self._path(digest))
+        except NotFoundError:
+            msg = f"blob {digest} is not in the store at {self.url}"
+            raise NotFoundError(msg) from None
+        return int(resp.headers["content-length"])
+
+    def verify(self, digest: str) -> bool:
+        """Whether the server's stored bytes still match the digest (hashed on the server)."""
+        resp = self._store.request("POST", f"{self._path(digest)}/verify")
+        return bool(resp.json()["ok"])
+
+    # -- writing ---------------------------------------------------------------------------
+    def put_file(self, path: str | os.PathLike[str]) -> Blob:
+        blob = hash_file(path)
+        return self.put_file_as(path, blob.digest, blob.size)
+
+    def put_file_as(
+        self, path: str | os.PathLike[str], digest: str, size: int, *, fsync: bool = True
+    ) -> Blob:
+        """Upload a file whose digest the caller computed; the server re-hashes what arrives
+        and refuses a mismatch. ``fsync`` is the server's business and ignored here."""
+        if self.exists(digest):
+            return Blob(digest, size)
+        with open(path, "rb") as src:
+            self._store.request(
+                "PUT",
+                self._path(digest),
+                content=src,
+                headers={"content-type": "application/octet-stream"},
+                timeout=_BLOB_TIMEOUT_S,
+            )
+        return Blob(digest, size)
+
+    def put_bytes(self, data: bytes) -> Blob:
+        digest = hash_bytes(data)
+        if not self.exists(digest):
+            self._store.request(
+                "PUT",
+                self._path(digest),
+                content=data,
+                headers={"content-type": "application/octet-stream"},
+            )
+        return Blob(digest, len(data))
+
+    # -- reading ---------------------------------------------------------------------------
+    def read_bytes(self, digest: str) -> bytes:
+        data = self._store.request("GET", self._path(digest), timeout=_BLOB_TIMEOUT_S).content
+        if hash_bytes(data) != digest:
+            raise self._corrupt(digest)
+        return data
+
+    def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path:
+        """Download to ``dest`` atomically, verified; streamed, never whole in memory."""
+        target = Path(dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path = self._path(digest)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                got = self._download(path, digest, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        if got != digest:
+            Path(tmp).unlink(missing_ok=True)
+            raise self._corrupt(digest)
+        os.replace(tmp, target)
+        return target
+
+    def _download(self, path: str, digest: str, out: BinaryIO) -> str:
+        import httpx
+
+        from luminary.store._rest import error_from_body
+
+        client = self._store._client
+        h = _hasher()
+        try:
+            with client.stream("GET", path, timeout=_BLOB_TIMEOUT_S) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    body = resp.json() if resp.content else ""
+                    raise error_from_body(resp.status_code, body)
+                for chunk in resp.iter_bytes(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+        except httpx.TransportError as exc:
+            raise self._store._unreachable(exc) from exc
+        return str(h.hexdigest())
+
+    @contextlib.contextmanager
+    def open_verified(self, digest: str) -> Iterator[BinaryIO]:
+        """The blob, downloaded and verified first, as a local file stream."""
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.cache_dir) as tmp:
+            local = self.get_file(digest, Path(tmp) / digest)
+            with open(local, "rb") as stream:
+                yield stream
+
+    def cached_path(self, digest: str) -> Path:
+        """A local, verified copy of the blob (downloaded once into the cache)."""
+        check_digest(digest)
+        target = self.cache_dir / digest[:2] / digest
+        if not target.is_file():  # files land here only whole and verified
+            self.get_file(digest, target)
+        return target
+
+    def _corrupt(self, digest: str) -> IntegrityError:
+        return IntegrityError(
+            f"blob {digest} from {self.url} does not match its hash (the server's stored bytes "
+            "changed or the transfer was damaged); it was not returned. Restore it on the "
+            "server or log it again"
+        )
