@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from luminary.datasets.models import Dataset, DatasetVersion
+from luminary.errors import InvalidArgumentError
 from luminary.registry.models import AliasMove, Event, Model, ModelVersion
 from luminary.store._validate import decode_param, encode_param
 from luminary.store.models import (
@@ -89,8 +90,31 @@ def enc_params(params: Mapping[str, ParamValue]) -> dict[str, list[str]]:
     return {k: list(encode_param(k, v)[:2]) for k, v in params.items()}
 
 
+_PARAM_TYPES = frozenset({"str", "int", "float", "bool", "null", "json"})
+
+
 def dec_params(data: Mapping[str, Any]) -> dict[str, ParamValue]:
-    return {k: decode_param(str(v[0]), str(v[1])) for k, v in data.items()}
+    """Params from the wire, ``{key: [type, text]}``; anything else is a clear 400."""
+    out: dict[str, ParamValue] = {}
+    for key, value in data.items():
+        ok = (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and value[0] in _PARAM_TYPES
+            and isinstance(value[1], str)
+        )
+        if ok:
+            try:
+                out[key] = decode_param(value[0], value[1])
+                continue
+            except ValueError:
+                pass
+        msg = (
+            f"param {key!r} is sent as {value!r}; on the wire a param is [type, text] with type "
+            f"one of {', '.join(sorted(_PARAM_TYPES))} and text that parses as that type"
+        )
+        raise InvalidArgumentError(msg)
+    return out
 
 
 def enc_floats(values: Mapping[str, float | None]) -> dict[str, float | str]:

@@ -143,24 +143,32 @@ class ActiveRun:
         self._drain()
 
     def _drain(self) -> None:
+        """Write what was buffered when called, at most ``batch_size`` points per write (one
+        transaction or request each, so a remote store never gets an unbounded body)."""
         with self._write_lock:
-            buf = self._buf
-            n = len(buf)  # points first, then series: every point's series is then included
-            n_series = len(self._new_series)
-            if n == 0 and n_series == 0:
-                return
-            batch = buf[:n]
-            declared = self._new_series[:n_series]
-            if self._remap:
-                batch = [(self._remap.get(p[0], p[0]), p[1], p[2], p[3]) for p in batch]
-            remap = self._store.write_metrics(self.id, declared, batch)
-            del buf[:n]
-            del self._new_series[:n_series]
-            self.points_written += n
-            for key, sid in remap.items():
-                old = self._series[key]
-                self._remap[old] = sid
-                self._series[key] = sid
+            owed = len(self._buf)
+            while True:
+                buf = self._buf
+                # points first, then series: every point's series is then included
+                n = min(len(buf), self._batch, owed)
+                n_series = len(self._new_series)
+                if n == 0 and n_series == 0:
+                    return
+                batch = buf[:n]
+                declared = self._new_series[:n_series]
+                if self._remap:
+                    batch = [(self._remap.get(p[0], p[0]), p[1], p[2], p[3]) for p in batch]
+                remap = self._store.write_metrics(self.id, declared, batch)
+                del buf[:n]
+                del self._new_series[:n_series]
+                self.points_written += n
+                owed -= n
+                for key, sid in remap.items():
+                    old = self._series[key]
+                    self._remap[old] = sid
+                    self._series[key] = sid
+                if owed <= 0:
+                    return
 
     def _loop(self) -> None:
         if self._capture_env:
