@@ -4,8 +4,9 @@
         [--seconds 30] [--artifact-gib 1] [--json PATH]
 
 The server runs as its own process (``luminary server`` on a free loopback port, SQLite and
-blobs in a temporary home); every client reaches it through ``LUMINARY_URI`` and changes no
-line of its code. Measured:
+blobs in a temporary home) in team mode, with an admin token created in that home first;
+every client reaches it through ``LUMINARY_URI`` and ``LUMINARY_TOKEN`` and changes no line of
+its code. Measured:
 
 1. one client: ``--points`` ``run.log`` calls, then ``flush()``; the rate counts until the
    server has acknowledged every point, and the count is read back;
@@ -47,10 +48,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def admin_token(env: dict[str, str]) -> str:
+    """A server admin token in the server's home (team mode refuses to start without one)."""
+    made = subprocess.run(
+        [str(BIN / "luminary"), "tokens", "create", "--user", "bench", "--admin", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return str(json.loads(made.stdout)["token"])
+
+
 def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``luminary server`` in team mode; its admin token is put in ``LUMINARY_TOKEN``
+    for this process and the client processes it starts."""
     port = free_port()
     env = dict(os.environ, LUMINARY_HOME=str(home))
     env.pop("LUMINARY_URI", None)
+    os.environ["LUMINARY_TOKEN"] = admin_token(env)
     proc = subprocess.Popen(
         [str(BIN / "luminary"), "server", "--port", str(port)],
         env=env,

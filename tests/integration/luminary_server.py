@@ -18,8 +18,9 @@ __all__ = ["serve_in_thread"]
 
 
 @contextlib.contextmanager
-def serve_in_thread(store: Store, tmp_dir: Path) -> Iterator[str]:
-    """Serve ``store``; yields the base URL (``http://127.0.0.1:PORT``)."""
+def serve_in_thread(store: Store, tmp_dir: Path, *, auth: bool) -> Iterator[str]:
+    """Serve ``store``; yields the base URL (``http://127.0.0.1:PORT``). ``auth``: team mode
+    (tokens and roles) or everyone as admin; every caller says which."""
     pytest.importorskip("fastapi", reason="the server extra (luminary[server]) is not installed")
     uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed")
     from luminary.server import create_app
@@ -29,7 +30,7 @@ def serve_in_thread(store: Store, tmp_dir: Path) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(store, tmp_dir=tmp_dir),
+        create_app(store, tmp_dir=tmp_dir, auth=auth),
         log_level="warning",
         lifespan="off",
         ws="none",

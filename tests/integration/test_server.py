@@ -36,7 +36,7 @@ def server_store(tmp_path: Path) -> Iterator[SqlStore]:
 @pytest.fixture
 def url(server_store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A server on a free port; the SDK pointed at it through LUMINARY_URI."""
-    with serve_in_thread(server_store, tmp_path / "spool") as base:
+    with serve_in_thread(server_store, tmp_path / "spool", auth=False) as base:
         monkeypatch.setenv("LUMINARY_URI", base)
         set_store(None)
         yield base
@@ -184,7 +184,7 @@ def test_large_blob_streams_through_a_server_process_in_bounded_memory(tmp_path:
     env = dict(os.environ, LUMINARY_HOME=str(tmp_path / "server-home"), PYTHONUNBUFFERED="1")
     env.pop("LUMINARY_URI", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "luminary.cli", "server", "--port", "0"],
+        [sys.executable, "-m", "luminary.cli", "server", "--port", "0", "--no-auth"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

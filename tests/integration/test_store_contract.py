@@ -34,7 +34,7 @@ class TestRestStore(StoreContract, RegistryContract, DatasetContract):
     def store(self, sqlite_store: SqlStore, tmp_path: Path) -> Iterator[Store]:
         from luminary.store._rest import RestStore
 
-        with serve_in_thread(sqlite_store, tmp_path / "spool") as url:
+        with serve_in_thread(sqlite_store, tmp_path / "spool", auth=False) as url:
             rest = RestStore(url, cache_dir=str(tmp_path / "cache"))
             yield rest
             rest.close()

@@ -14,6 +14,23 @@ HOST = typer.Option("--host", help="Interface to bind; 0.0.0.0 exposes the serve
 PORT = typer.Option("--port", "-p", min=0, max=65535, help="TCP port (0: any free port).")
 DB = typer.Option("--db", help="Database URL (default: LUMINARY_DB, else SQLite in LUMINARY_HOME).")
 BLOBS = typer.Option("--blobs", help="Blob store URL (default: LUMINARY_BLOBS, else a folder).")
+NO_AUTH = typer.Option(
+    "--no-auth",
+    help="Serve without tokens, everyone as admin; only on a loopback --host (127.0.0.1).",
+)
+ADMIN_TOKEN_FIX = "luminary tokens create --user NAME --admin"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` binds only this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def server(
@@ -21,14 +38,17 @@ def server(
     port: Annotated[int, PORT] = 5000,
     db: Annotated[str | None, DB] = None,
     blobs: Annotated[str | None, BLOBS] = None,
+    no_auth: Annotated[bool, NO_AUTH] = False,
 ) -> None:
     """Serve the store at http://HOST:PORT/api/v1/ until Ctrl-C (or SIGTERM) stops it;
-    requests in flight finish first. Clients set LUMINARY_URI=http://HOST:PORT."""
+    requests in flight finish first. Clients set LUMINARY_URI=http://HOST:PORT and
+    LUMINARY_TOKEN. Team mode (the default) needs a server admin token first:
+    `luminary tokens create --user NAME --admin`."""
     import dataclasses
     import socket
 
     from luminary.config import Settings
-    from luminary.errors import MissingDependencyError
+    from luminary.errors import InvalidArgumentError, MissingDependencyError
     from luminary.store._sql import SqlStore
 
     try:
@@ -40,6 +60,12 @@ def server(
             exc.name or "fastapi", "server", "luminary server"
         ) from exc
 
+    if no_auth and not is_loopback(host):
+        msg = (
+            f"--no-auth serves everyone as admin, so it only binds a loopback host, not "
+            f"--host {host}; drop --no-auth and give clients tokens ({ADMIN_TOKEN_FIX})"
+        )
+        raise InvalidArgumentError(msg)
     settings = Settings.from_env()
     settings = dataclasses.replace(
         settings, db_url=db or settings.db_url, blobs_url=blobs or settings.blobs_url
@@ -50,6 +76,15 @@ def server(
         stale_after_s=settings.stale_after_s,
         sqlite_sync=settings.sqlite_sync,
     )
+    if not no_auth and not store.has_admin_token():
+        store.close()
+        msg = (
+            "team mode needs a server admin token and this server's database has none usable "
+            f"(none, or all expired or revoked). Create one on this host with the same "
+            f"LUMINARY_HOME / LUMINARY_DB: `{ADMIN_TOKEN_FIX}`; or, for a server only this "
+            "machine reaches, run `luminary server --no-auth`"
+        )
+        raise InvalidArgumentError(msg)
     spool = settings.home / "tmp" / "uploads"
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -58,8 +93,6 @@ def server(
     except OSError as exc:
         sock.close()
         store.close()
-        from luminary.errors import InvalidArgumentError
-
         msg = f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port"
         raise InvalidArgumentError(msg) from exc
     bound = sock.getsockname()[1]
@@ -67,8 +100,12 @@ def server(
     out.print(f"  database: {store.engine.url.render_as_string(hide_password=True)}")
     out.print(f"  blobs:    {store.blobs.url}")
     out.print(f"  clients:  export LUMINARY_URI=http://{host}:{bound}")
+    if no_auth:
+        out.print("  access:   no auth (--no-auth): every local client acts as admin")
+    else:
+        out.print("  access:   team mode: tokens required (clients: export LUMINARY_TOKEN=...)")
     config = uvicorn.Config(
-        create_app(store, tmp_dir=spool),
+        create_app(store, tmp_dir=spool, auth=not no_auth),
         log_level="info",
         lifespan="off",
         ws="none",

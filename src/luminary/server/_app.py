@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import Response
 
 from luminary.server._errors import error_response, install_error_handlers
@@ -23,10 +23,22 @@ def ok(obj: Any, status: int = 200) -> Response:
     return Response(dumps(obj), status, media_type="application/json")
 
 
-def create_app(store: Store, *, tmp_dir: str | Path | None = None) -> FastAPI:
+def create_app(
+    store: Store,
+    *,
+    tmp_dir: str | Path | None = None,
+    auth: bool = True,
+    auth_cache_s: float | None = None,
+) -> FastAPI:
     """A FastAPI app serving ``store``. Uploads are spooled to ``tmp_dir`` (default: the
-    system's temporary folder) while they are hashed. The caller owns and closes ``store``."""
+    system's temporary folder) while they are hashed. The caller owns and closes ``store``.
+
+    ``auth=True`` (team mode) requires a bearer token on every ``/api/v1`` request and checks
+    the caller's role per project (:mod:`luminary.server._auth`); ``auth=False`` serves
+    everyone as a server admin (for a loopback-only server). Authenticated principals are
+    reused for ``auth_cache_s`` seconds (default :data:`~luminary.server._auth.CACHE_S`)."""
     from luminary.server import _blobs, _datasets, _registry, _runs
+    from luminary.server._auth import CACHE_S, Guard, current_principal
 
     app = FastAPI(
         title="Luminary",
@@ -37,12 +49,16 @@ def create_app(store: Store, *, tmp_dir: str | Path | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.store = store
+    guard = Guard(store, enabled=auth, cache_s=CACHE_S if auth_cache_s is None else auth_cache_s)
+    app.state.guard = guard
     install_error_handlers(app)
     spool = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
-    app.include_router(_runs.router(store), prefix=API)
-    app.include_router(_registry.router(store), prefix=API)
-    app.include_router(_datasets.router(store), prefix=API)
-    app.include_router(_blobs.router(store, spool), prefix=API)
+    # Every API route authenticates, even one that names no role of its own.
+    signed = [Depends(current_principal)]
+    app.include_router(_runs.router(store, guard), prefix=API, dependencies=signed)
+    app.include_router(_registry.router(store, guard), prefix=API, dependencies=signed)
+    app.include_router(_datasets.router(store, guard), prefix=API, dependencies=signed)
+    app.include_router(_blobs.router(store, spool, guard), prefix=API, dependencies=signed)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from luminary.errors import InvalidArgumentError, NotFoundError
 from luminary.server._app import ok
+from luminary.server._auth import Caller, Guard
 from luminary.store._base import Store
 from luminary.store.blobs import BlobStore, _hasher, check_digest
 
@@ -30,7 +31,7 @@ __all__ = ["router"]
 _CHUNK = 4 << 20
 
 
-def router(store: Store, spool: Path) -> APIRouter:
+def router(store: Store, spool: Path, guard: Guard) -> APIRouter:
     blobs = store.blobs
     if not isinstance(blobs, BlobStore):
         msg = f"the server needs a local or object-store BlobStore behind it, not {blobs!r}"
@@ -38,7 +39,8 @@ def router(store: Store, spool: Path) -> APIRouter:
     r = APIRouter()
 
     @r.put("/blobs/{digest}")
-    async def put_blob(digest: str, request: Request) -> Response:
+    async def put_blob(digest: str, request: Request, caller: Caller) -> Response:
+        guard.check_uploader(caller)
         check_digest(digest)
         spool.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=spool, prefix="upload-")

@@ -6,7 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from luminary.auth.models import Role
 from luminary.server._app import ok
+from luminary.server._auth import Caller, Guard, require
 from luminary.store._base import Store
 from luminary.store._wire import enc_dataset, enc_dataset_version
 
@@ -25,11 +27,16 @@ class DatasetVersionIn(BaseModel):
     actor: str
 
 
-def router(store: Store) -> APIRouter:
+def router(store: Store, guard: Guard) -> APIRouter:
     r = APIRouter()
+    reads = [require(Role.READER, "dataset", "name")]
+    reads_ref = [require(Role.READER, "dataset", "ref")]
 
     @r.post("/datasets/{name}/versions")
-    def create_version(name: str, body: DatasetVersionIn) -> Response:
+    def create_version(name: str, body: DatasetVersionIn, caller: Caller) -> Response:
+        guard.check(caller, "project", body.project, Role.WRITER)
+        if guard.project_of("dataset", name) is not None:  # a new version of an existing one
+            guard.check(caller, "dataset", name, Role.WRITER)
         version = store.create_dataset_version(
             name,
             project=body.project,
@@ -45,23 +52,30 @@ def router(store: Store) -> APIRouter:
         return ok(enc_dataset_version(version), 201)
 
     @r.get("/datasets")
-    def list_datasets(project: str | None = None) -> Response:
-        return ok([enc_dataset(d) for d in store.list_datasets(project)])
+    def list_datasets(caller: Caller, project: str | None = None) -> Response:
+        if project is not None:
+            guard.check(caller, "project", project, Role.READER)
+        found = guard.only_visible(caller, store.list_datasets(project), lambda d: d.project)
+        return ok([enc_dataset(d) for d in found])
 
-    @r.get("/datasets/{name}")
+    @r.get("/datasets/{name}", dependencies=reads)
     def get_dataset(name: str) -> Response:
         return ok(enc_dataset(store.get_dataset(name)))
 
-    @r.get("/datasets/{name}/versions")
+    @r.get("/datasets/{name}/versions", dependencies=reads)
     def list_versions(name: str) -> Response:
         return ok([enc_dataset_version(v) for v in store.list_dataset_versions(name)])
 
-    @r.get("/dataset-versions/{ref}")
+    @r.get("/dataset-versions/{ref}", dependencies=reads_ref)
     def get_version(ref: str) -> Response:
         return ok(enc_dataset_version(store.get_dataset_version(ref)))
 
-    @r.get("/dataset-versions/{ref}/runs")
-    def runs_using(ref: str) -> Response:
-        return ok({"run_ids": store.runs_using(ref)})
+    @r.get("/dataset-versions/{ref}/runs", dependencies=reads_ref)
+    def runs_using(ref: str, caller: Caller) -> Response:
+        run_ids = store.runs_using(ref)
+        visible = guard.visible(caller)
+        if visible is not None:
+            run_ids = [i for i in run_ids if guard.project_of("run", i) in visible]
+        return ok({"run_ids": run_ids})
 
     return r

@@ -68,6 +68,8 @@ def error_response(
     status: int, code: str, message: str, details: dict[str, Any] | None = None
 ) -> Response:
     headers = {"retry-after": "1"} if status in (429, 503) else None
+    if status == 401:
+        headers = {"www-authenticate": 'Bearer realm="luminary"'}
     body = {"code": code, "message": message, "details": details or {}}
     return Response(dumps(body), status, headers=headers, media_type="application/json")
 

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from luminary.auth.models import Role
 from luminary.server._app import ok
+from luminary.server._auth import Caller, Guard, require
 from luminary.store._base import Store
 from luminary.store._wire import enc_event, enc_model, enc_move, enc_version
 
@@ -41,28 +43,43 @@ class AliasIn(BaseModel):
     actor: str
 
 
-def router(store: Store) -> APIRouter:
+def router(store: Store, guard: Guard) -> APIRouter:
     r = APIRouter()
+    reads = [require(Role.READER, "model", "name")]
+    writes = [require(Role.WRITER, "model", "name")]
+    reads_ref = [require(Role.READER, "model", "ref")]
+    writes_ref = [require(Role.WRITER, "model", "ref")]
 
     @r.post("/models")
-    def create_model(body: ModelIn) -> Response:
+    def create_model(body: ModelIn, caller: Caller) -> Response:
+        guard.check(caller, "project", body.project, Role.WRITER)
         return ok(enc_model(store.create_model(body.name, body.project, body.description)), 201)
 
     @r.get("/models")
-    def list_models(project: str | None = None) -> Response:
-        return ok([enc_model(m) for m in store.list_models(project)])
+    def list_models(caller: Caller, project: str | None = None) -> Response:
+        if project is not None:
+            guard.check(caller, "project", project, Role.READER)
+        models = guard.only_visible(caller, store.list_models(project), lambda m: m.project)
+        return ok([enc_model(m) for m in models])
 
-    @r.get("/models/{name}")
+    @r.get("/models/{name}", dependencies=reads)
     def get_model(name: str) -> Response:
         return ok(enc_model(store.get_model(name)))
 
-    @r.delete("/models/{name}")
+    @r.delete("/models/{name}", dependencies=writes)
     def delete_model(name: str, actor: str) -> Response:
         store.delete_model(name, actor)
         return Response(status_code=204)
 
     @r.post("/models/{name}/versions")
-    def create_version(name: str, body: VersionIn) -> Response:
+    def create_version(name: str, body: VersionIn, caller: Caller) -> Response:
+        guard.check(caller, "project", body.project, Role.WRITER)
+        if guard.project_of("model", name) is not None:  # registering into an existing model
+            guard.check(caller, "model", name, Role.WRITER)
+        if body.source_run_id is not None:
+            guard.check(caller, "run", body.source_run_id, Role.READER)
+        if body.parent is not None:
+            guard.check(caller, "model", body.parent, Role.READER)
         version = store.create_model_version(
             name,
             project=body.project,
@@ -79,41 +96,42 @@ def router(store: Store) -> APIRouter:
         )
         return ok(enc_version(version), 201)
 
-    @r.get("/models/{name}/versions")
+    @r.get("/models/{name}/versions", dependencies=reads)
     def list_versions(name: str) -> Response:
         return ok([enc_version(v) for v in store.list_model_versions(name)])
 
-    @r.put("/models/{name}/aliases/{alias}")
+    @r.put("/models/{name}/aliases/{alias}", dependencies=writes)
     def set_alias(name: str, alias: str, body: AliasIn) -> Response:
         return ok(enc_move(store.set_alias(name, alias, body.version, body.actor)))
 
-    @r.delete("/models/{name}/aliases/{alias}")
+    @r.delete("/models/{name}/aliases/{alias}", dependencies=writes)
     def unset_alias(name: str, alias: str, actor: str) -> Response:
         return ok(enc_move(store.unset_alias(name, alias, actor)))
 
-    @r.get("/models/{name}/alias-history")
+    @r.get("/models/{name}/alias-history", dependencies=reads)
     def alias_history(name: str, alias: str | None = None) -> Response:
         return ok([enc_move(m) for m in store.alias_history(name, alias)])
 
-    @r.get("/model-versions/{ref}")
+    @r.get("/model-versions/{ref}", dependencies=reads_ref)
     def get_version(ref: str) -> Response:
         return ok(enc_version(store.get_model_version(ref)))
 
-    @r.delete("/model-versions/{ref}")
+    @r.delete("/model-versions/{ref}", dependencies=writes_ref)
     def delete_version(ref: str, actor: str) -> Response:
         store.delete_model_version(ref, actor)
         return Response(status_code=204)
 
-    @r.get("/model-versions/{ref}/derived")
+    @r.get("/model-versions/{ref}/derived", dependencies=reads_ref)
     def derived(ref: str) -> Response:
         return ok([enc_version(v) for v in store.derived_versions(ref)])
 
     @r.get("/events")
     def list_events(
+        caller: Caller,
         after: int = 0,
         limit: int = 100,
         kinds: list[str] | None = Query(None),  # noqa: B008 - FastAPI's idiom
     ) -> Response:
-        return ok([enc_event(e) for e in store.list_events(after, limit, kinds)])
+        return ok([enc_event(e) for e in guard.events(caller, after, limit, kinds)])
 
     return r

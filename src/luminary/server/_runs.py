@@ -10,8 +10,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from luminary.auth.models import Principal, Role
 from luminary.errors import InvalidArgumentError
 from luminary.server._app import ok
+from luminary.server._auth import Caller, Guard, require
 from luminary.store._base import MetricPoint, Store
 from luminary.store._wire import (
     dec_artifact,
@@ -118,25 +120,32 @@ def _value(v: Any) -> float | None:
     return None if f != f else f
 
 
-def router(store: Store) -> APIRouter:
+def router(store: Store, guard: Guard) -> APIRouter:
     r = APIRouter()
+    reads = [require(Role.READER, "run", "run_id")]
+    writes = [require(Role.WRITER, "run", "run_id")]
 
     # -- projects --------------------------------------------------------------------------
     @r.post("/projects")
-    def create_project(body: ProjectIn) -> Response:
+    def create_project(body: ProjectIn, caller: Caller) -> Response:
+        guard.check_admin(caller, "creating a project")
         return ok(enc_project(store.create_project(body.name, body.description)), 201)
 
     @r.get("/projects")
-    def list_projects() -> Response:
-        return ok([enc_project(p) for p in store.list_projects()])
+    def list_projects(caller: Caller) -> Response:
+        projects = guard.only_visible(caller, store.list_projects(), lambda p: p.name)
+        return ok([enc_project(p) for p in projects])
 
-    @r.get("/projects/{name}")
+    @r.get("/projects/{name}", dependencies=[require(Role.READER, "project", "name")])
     def get_project(name: str) -> Response:
         return ok(enc_project(store.get_project(name)))
 
     # -- runs ------------------------------------------------------------------------------
     @r.post("/runs")
-    def create_run(body: RunIn) -> Response:
+    def create_run(body: RunIn, caller: Caller) -> Response:
+        guard.check(caller, "project", body.project, Role.WRITER)
+        if body.parent_id is not None:
+            guard.check(caller, "run", body.parent_id, Role.READER)
         run = store.create_run(
             body.project,
             name=body.name,
@@ -149,101 +158,128 @@ def router(store: Store) -> APIRouter:
 
     @r.get("/runs")
     def search_runs(
+        caller: Caller,
         project: str | None = None,
         filter: str | None = None,
         order_by: list[str] | None = Query(None),  # noqa: B008 - FastAPI's idiom
         limit: int | None = None,
         offset: int = 0,
+        within: list[str] | None = Query(None),  # noqa: B008 - FastAPI's idiom
     ) -> Response:
-        runs = store.search_runs(project, filter, order_by or None, limit, offset)
+        scope = _scope(guard, caller, project, within)
+        if scope is not None and not scope:
+            return ok([])
+        runs = store.search_runs(project, filter, order_by or None, limit, offset, within=scope)
         return ok([enc_run(x) for x in runs])
 
     @r.get("/runs/count")
-    def count_runs(project: str | None = None, filter: str | None = None) -> Response:
-        return ok({"count": store.count_runs(project, filter)})
+    def count_runs(
+        caller: Caller,
+        project: str | None = None,
+        filter: str | None = None,
+        within: list[str] | None = Query(None),  # noqa: B008 - FastAPI's idiom
+    ) -> Response:
+        scope = _scope(guard, caller, project, within)
+        if scope is not None and not scope:
+            return ok({"count": 0})
+        return ok({"count": store.count_runs(project, filter, within=scope)})
 
     @r.post("/runs/reap")
-    def reap(body: ReapIn) -> Response:
+    def reap(body: ReapIn, caller: Caller) -> Response:
+        guard.check_admin(caller, "reaping stale runs across every project")
         return ok({"count": store.reap_stale_runs(body.now_ms)})
 
-    @r.get("/runs/{run_id}")
+    @r.get("/runs/{run_id}", dependencies=reads)
     def get_run(run_id: str) -> Response:
         return ok(enc_run(store.get_run(run_id)))
 
-    @r.delete("/runs/{run_id}")
+    @r.delete("/runs/{run_id}", dependencies=writes)
     def delete_run(run_id: str) -> Response:
         store.delete_run(run_id)
         return Response(status_code=204)
 
-    @r.put("/runs/{run_id}/status")
+    @r.put("/runs/{run_id}/status", dependencies=writes)
     def set_status(run_id: str, body: StatusIn) -> Response:
         store.set_run_status(run_id, body.status, body.end_ms)
         return Response(status_code=204)
 
-    @r.post("/runs/{run_id}/heartbeat")
+    @r.post("/runs/{run_id}/heartbeat", dependencies=writes)
     def heartbeat(run_id: str, body: BeatIn) -> Response:
         store.heartbeat(run_id, body.now_ms)
         return Response(status_code=204)
 
-    @r.post("/runs/{run_id}/params")
+    @r.post("/runs/{run_id}/params", dependencies=writes)
     def log_params(run_id: str, body: ParamsIn) -> Response:
         store.log_params(run_id, dec_params(body.params))
         return Response(status_code=204)
 
-    @r.post("/runs/{run_id}/tags")
+    @r.post("/runs/{run_id}/tags", dependencies=writes)
     def set_tags(run_id: str, body: TagsIn) -> Response:
         store.set_tags(run_id, body.tags)
         return Response(status_code=204)
 
     # -- metrics ---------------------------------------------------------------------------
-    @r.post("/runs/{run_id}/metrics")
+    @r.post("/runs/{run_id}/metrics", dependencies=writes)
     async def write_metrics(run_id: str, request: Request) -> Response:
         series, points = parse_metric_batch(await request.body())
         remap = await run_in_threadpool(store.write_metrics, run_id, series, points)
         return ok({"remapped": remap})
 
-    @r.get("/runs/{run_id}/metrics")
+    @r.get("/runs/{run_id}/metrics", dependencies=reads)
     def metric_series(run_id: str) -> Response:
         return ok(store.metric_series(run_id))
 
-    @r.get("/runs/{run_id}/last-steps")
+    @r.get("/runs/{run_id}/last-steps", dependencies=reads)
     def last_steps(run_id: str) -> Response:
         return ok(store.last_steps(run_id))
 
-    @r.get("/runs/{run_id}/metric-history")
+    @r.get("/runs/{run_id}/metric-history", dependencies=reads)
     def metric_history(run_id: str, key: str) -> Response:
         return ok(enc_history(store.get_metric_history(run_id, key)))
 
     # -- artifacts, environment, inputs, models ----------------------------------------------
-    @r.post("/runs/{run_id}/artifacts")
+    @r.post("/runs/{run_id}/artifacts", dependencies=writes)
     def add_artifacts(run_id: str, body: ArtifactsIn) -> Response:
         store.add_artifacts(run_id, [dec_artifact(e) for e in body.entries])
         return Response(status_code=204)
 
-    @r.get("/runs/{run_id}/artifacts")
+    @r.get("/runs/{run_id}/artifacts", dependencies=reads)
     def list_artifacts(run_id: str, prefix: str = "") -> Response:
         return ok([enc_artifact(e) for e in store.list_artifacts(run_id, prefix)])
 
-    @r.put("/runs/{run_id}/environment")
+    @r.put("/runs/{run_id}/environment", dependencies=writes)
     def set_environment(run_id: str, body: dict[str, Any]) -> Response:
         store.set_environment(run_id, body)
         return Response(status_code=204)
 
-    @r.get("/runs/{run_id}/environment")
+    @r.get("/runs/{run_id}/environment", dependencies=reads)
     def get_environment(run_id: str) -> Response:
         return ok(store.get_environment(run_id))
 
-    @r.post("/runs/{run_id}/inputs")
+    @r.post("/runs/{run_id}/inputs", dependencies=writes)
     def add_inputs(run_id: str, body: InputsIn) -> Response:
         store.add_run_inputs(run_id, body.version_ids)
         return Response(status_code=204)
 
-    @r.get("/runs/{run_id}/inputs")
+    @r.get("/runs/{run_id}/inputs", dependencies=reads)
     def run_inputs(run_id: str) -> Response:
         return ok([enc_dataset_version(v) for v in store.run_inputs(run_id)])
 
-    @r.get("/runs/{run_id}/model-versions")
+    @r.get("/runs/{run_id}/model-versions", dependencies=reads)
     def versions_from_run(run_id: str) -> Response:
         return ok([enc_version(v) for v in store.versions_from_run(run_id)])
 
     return r
+
+
+def _scope(
+    guard: Guard, caller: Principal, project: str | None, within: list[str] | None
+) -> list[str] | None:
+    """The projects a search may look at: ``within`` cut to what ``caller`` may read
+    (``None``: no limit). A named project is checked (404 when the caller has no role)."""
+    if project is not None:
+        guard.check(caller, "project", project, Role.READER)
+    visible = guard.visible(caller)
+    if visible is None:
+        return within
+    return sorted(visible if within is None else visible.intersection(within))

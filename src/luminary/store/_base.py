@@ -114,10 +114,17 @@ class Store(RegistryStore, DatasetStore, abc.ABC):
         order_by: str | Sequence[str] | None = None,
         limit: int | None = 1000,
         offset: int = 0,
-    ) -> list[Run]: ...
+        *,
+        within: Sequence[str] | None = None,
+    ) -> list[Run]:
+        """Runs of ``project`` (``None``: every project) matching ``filter``. ``within``
+        limits the search to runs of these projects (the server's access control passes the
+        projects a user has a role in); unknown names in it match nothing."""
 
     @abc.abstractmethod
-    def count_runs(self, project: str | None, filter: str | None = None) -> int: ...
+    def count_runs(
+        self, project: str | None, filter: str | None = None, *, within: Sequence[str] | None = None
+    ) -> int: ...
 
     @abc.abstractmethod
     def set_run_status(self, run_id: str, status: RunStatus, end_ms: int | None = None) -> None:

@@ -582,7 +582,7 @@ def _time_ms(name: str, v: str | int | float | bool) -> int | float:
 
 
 def compile_search(
-    project_id: str | None,
+    project_id: str | Sequence[str] | None,
     filter: str | None,
     order_by: str | Sequence[str] | None,
     limit: int | None,
@@ -602,8 +602,10 @@ def compile_search(
     order = [col for term in parse_order_by(order_by) for col in compiler.order(term)]
     order = order or [runs.c.start_ms.desc()]
     stmt = sa.select(runs.c.id).select_from(compiler.from_clause())
-    if project_id is not None:
+    if isinstance(project_id, str):
         stmt = stmt.where(runs.c.project_id == project_id)
+    elif project_id is not None:
+        stmt = stmt.where(runs.c.project_id.in_(list(project_id)))
     if where is not None:
         stmt = stmt.where(where)
     stmt = stmt.order_by(*order, runs.c.id.desc())

@@ -65,6 +65,11 @@ def error_from_body(status: int, body: Any) -> LuminaryError:
     return cls(message)
 
 
+def _within(projects: Sequence[str] | None) -> list[str] | None:
+    """``within`` as a repeated query parameter (callers answer an empty one themselves)."""
+    return None if projects is None else list(projects)
+
+
 def _seg(value: str) -> str:
     return quote(value, safe="@")
 
@@ -198,7 +203,11 @@ class RestStore(Store):
         order_by: str | Sequence[str] | None = None,
         limit: int | None = 1000,
         offset: int = 0,
+        *,
+        within: Sequence[str] | None = None,
     ) -> list[Run]:
+        if within is not None and not within:
+            return []
         order = [order_by] if isinstance(order_by, str) else list(order_by or [])
         found = self._get(
             "/runs",
@@ -207,11 +216,17 @@ class RestStore(Store):
             order_by=order or None,
             limit=limit,
             offset=offset,
+            within=_within(within),
         )
         return [w.dec_run(r) for r in found]
 
-    def count_runs(self, project: str | None, filter: str | None = None) -> int:
-        return int(self._get("/runs/count", project=project, filter=filter)["count"])
+    def count_runs(
+        self, project: str | None, filter: str | None = None, *, within: Sequence[str] | None = None
+    ) -> int:
+        if within is not None and not within:
+            return 0
+        found = self._get("/runs/count", project=project, filter=filter, within=_within(within))
+        return int(found["count"])
 
     def set_run_status(self, run_id: str, status: RunStatus, end_ms: int | None = None) -> None:
         body = {"status": RunStatus(status).value, "end_ms": end_ms}

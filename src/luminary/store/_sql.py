@@ -182,6 +182,8 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
         order_by: str | Sequence[str] | None = None,
         limit: int | None = 1000,
         offset: int = 0,
+        *,
+        within: Sequence[str] | None = None,
     ) -> list[Run]:
         if limit is not None and limit < 0:
             msg = f"limit={limit} is not valid; give 0 or more"
@@ -189,16 +191,17 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
         if offset < 0:
             msg = f"offset={offset} is not valid; give 0 or more"
             raise InvalidArgumentError(msg)
-        project_id = self.get_project(project).id if project is not None else None
-        stmt = compile_search(project_id, filter, order_by, limit, offset)
+        stmt = compile_search(self._scope(project, within), filter, order_by, limit, offset)
         self._maybe_reap()
         with read_tx(self.engine) as conn:
             ids = list(conn.execute(stmt).scalars())
             return self._load_runs(conn, ids)
 
-    def count_runs(self, project: str | None, filter: str | None = None) -> int:
-        project_id = self.get_project(project).id if project is not None else None
-        inner = compile_search(project_id, filter, None, None).order_by(None).subquery()
+    def count_runs(
+        self, project: str | None, filter: str | None = None, *, within: Sequence[str] | None = None
+    ) -> int:
+        scope = self._scope(project, within)
+        inner = compile_search(scope, filter, None, None).order_by(None).subquery()
         with read_tx(self.engine) as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one())
 
@@ -472,6 +475,17 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
     def _require_run(self, conn: sa.Connection, run_id: str) -> None:
         if conn.execute(sa.select(t.runs.c.id).where(t.runs.c.id == run_id)).first() is None:
             self._run_not_found(conn, run_id)
+
+    def _scope(self, project: str | None, within: Sequence[str] | None) -> str | list[str] | None:
+        """The project id(s) a search is limited to (``None``: all)."""
+        if project is not None:
+            project_id = self.get_project(project).id
+            return project_id if within is None or project in within else []
+        if within is None:
+            return None
+        p = t.projects.c
+        with read_tx(self.engine) as conn:
+            return list(conn.execute(sa.select(p.id).where(p.name.in_(list(within)))).scalars())
 
     def _resolve_run_id(self, conn: sa.Connection, run_id: str) -> str:
         if not isinstance(run_id, str) or not run_id:

@@ -233,6 +233,17 @@ class StoreContract:
         assert store.count_runs("cms", "params.lr < 0.01") == 3
         assert store.count_runs(None) == 5
 
+    def test_search_within_projects(self, store: Store) -> None:
+        a, b = store.create_run("a"), store.create_run("b")
+        store.create_run("c")
+        found = store.search_runs(None, within=["a", "b", "nowhere"], order_by="start_time asc")
+        assert {r.id for r in found} == {a.id, b.id}
+        assert store.count_runs(None, within=["b"]) == 1
+        assert store.search_runs(None, within=[]) == []
+        assert store.count_runs(None, within=[]) == 0
+        assert [r.id for r in store.search_runs("a", within=["a"])] == [a.id]
+        assert store.search_runs("a", within=["b"]) == []
+
     def test_search_in_unknown_project_is_not_found(self, store: Store) -> None:
         store.create_project("cms-btag")
         with pytest.raises(NotFoundError, match="cms-btag"):

@@ -1,0 +1,258 @@
+"""Access control: who is asking (a bearer token) and whether their role in the project of the
+object addressed allows the request. Written once here; the routers only name what they need.
+
+Rules (team mode, ``create_app(..., auth=True)``):
+
+- Every ``/api/v1`` request carries ``Authorization: Bearer <token>``; without one, or with a
+  malformed, unknown, wrong, expired or revoked token, the answer is ``401 unauthenticated``
+  saying which (and ``WWW-Authenticate: Bearer``). ``/healthz``, ``/readyz`` and the OpenAPI
+  document stay open.
+- Reads need ``reader`` in the object's project, writes (logging, registering, deleting, alias
+  moves) need ``writer``. Alias moves are ``writer`` rather than ``admin``: promoting a model
+  is the team's everyday deployment step (often from CI with a writer token) and every move is
+  recorded with its actor in the alias history and the event log.
+- Someone with no role in the project gets ``404`` with the same message as for an object that
+  does not exist (``no run 'X', or you have no role in its project``), so names do not leak; a
+  role too low for the action gets ``403``. Server admins may do everything and get the store's
+  own messages (with "did you mean" suggestions).
+- Projects are created by server admins only (``POST /projects``; ``luminary tokens create
+  --project P --role R`` also creates P). Starting a run, registering a model or adding a
+  dataset version in a project needs ``writer`` there, so the project must already exist.
+- Listings show only projects the user has a role in (projects, cross-project run search,
+  models, datasets). The event log shows events whose model or dataset is in such a project;
+  events about deleted models cannot be placed and are shown to server admins only.
+- Blobs are addressed by their BLAKE3 hash, which cannot be guessed: any authenticated user may
+  read one whose hash they were given (through a run, model or dataset they can see);
+  uploading needs ``writer`` in some project. ``POST /runs/reap`` (touches every project) needs
+  a server admin.
+
+Tokens are checked through the store's :meth:`~luminary.auth._base.AuthStore.authenticate`;
+the resulting principal is cached for :data:`CACHE_S` seconds keyed by the token's SHA-256, so
+a batch of metrics does not cost a database read. Hence a revoked (or expired) token, or a
+changed role, takes effect within :data:`CACHE_S` seconds, not instantly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import Depends, Request
+
+from luminary.auth._base import AuthStore
+from luminary.auth.models import Principal, Role
+from luminary.errors import (
+    AuthenticationError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from luminary.registry.models import Event, parse_ref
+from luminary.store._base import Store
+
+__all__ = ["CACHE_S", "Caller", "Guard", "Kind", "current_principal", "require"]
+
+#: Seconds an authenticated token's principal is reused before the database is asked again.
+CACHE_S = 5.0
+
+Kind = Literal["project", "run", "model", "dataset"]
+T = TypeVar("T")
+
+_LOCAL = Principal("local", is_admin=True)  # everyone, when access control is off
+_MAX_CACHED = 10_000
+_WRITE_HINT = (
+    "; a server admin creates projects and grants roles: "
+    "luminary tokens create --user NAME --project PROJECT --role writer"
+)
+
+
+class Guard:
+    """Authentication (cached) and the project checks behind :func:`require`; one per app."""
+
+    def __init__(self, store: Store, *, enabled: bool, cache_s: float = CACHE_S) -> None:
+        self.store = store
+        self.enabled = enabled
+        self.cache_s = cache_s
+        self._auth: AuthStore | None = store if isinstance(store, AuthStore) else None
+        if enabled and self._auth is None:
+            msg = (
+                f"access control needs the server's own database (users and tokens), not "
+                f"{store!r}; serve a SQL store, or turn access control off"
+            )
+            raise InvalidArgumentError(msg)
+        self._lock = threading.Lock()
+        self._principals: dict[str, tuple[float, Principal]] = {}
+        self._project_ids: dict[str, str] = {}  # projects are never renamed
+        self._run_projects: dict[str, str] = {}  # runs never change project
+
+    # -- who is asking ---------------------------------------------------------------------
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not self.enabled:
+            return _LOCAL
+        assert self._auth is not None
+        if not authorization:
+            msg = (
+                "this server requires a token: set LUMINARY_TOKEN to one "
+                "(a server admin creates it with `luminary tokens create`)"
+            )
+            raise AuthenticationError(msg)
+        scheme, _, secret = authorization.strip().partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret:
+            msg = "the Authorization header is not valid; send `Authorization: Bearer <token>`"
+            raise AuthenticationError(msg)
+        key = hashlib.sha256(secret.encode()).hexdigest()
+        now = time.monotonic()
+        hit = self._principals.get(key)
+        if hit is not None and now - hit[0] < self.cache_s:
+            return hit[1]
+        principal = self._auth.authenticate(secret)  # AuthenticationError says what is wrong
+        with self._lock:
+            if len(self._principals) >= _MAX_CACHED:
+                self._principals = {
+                    k: v for k, v in self._principals.items() if now - v[0] < self.cache_s
+                }
+            self._principals[key] = (now, principal)
+        return principal
+
+    # -- what they may do ------------------------------------------------------------------
+    def check(self, principal: Principal, kind: Kind, name: str, role: Role) -> None:
+        """Raise unless ``principal`` holds ``role`` in the project of the ``kind`` called
+        ``name`` (a project name, run id, model name or ``name@ref``, dataset name or ref):
+        ``NotFoundError`` when it is missing or they have no role there (the same message),
+        ``PermissionDeniedError`` when their role is too low."""
+        if principal.is_admin:
+            return
+        project = self.project_of(kind, name)
+        role_there = None if project is None else self._role(principal, project)
+        if role_there is None:
+            raise NotFoundError(_missing(kind, name, role))
+        if not role_there.allows(role):
+            msg = (
+                f"{principal.user} is a {role_there.value} in project {project!r}; this needs "
+                f"{role.value} (a project admin or server admin can grant it)"
+            )
+            raise PermissionDeniedError(msg)
+
+    def check_admin(self, principal: Principal, action: str) -> None:
+        if not principal.is_admin:
+            msg = f"{action} is reserved for server admins"
+            raise PermissionDeniedError(msg)
+
+    def check_uploader(self, principal: Principal) -> None:
+        """Uploading a blob: writer in some project."""
+        if principal.is_admin or any(r.allows(Role.WRITER) for r in principal.roles.values()):
+            return
+        msg = f"{principal.user} is not a writer in any project; uploads need one"
+        raise PermissionDeniedError(msg)
+
+    def visible(self, principal: Principal) -> set[str] | None:
+        """Names of the projects ``principal`` has a role in (``None``: all of them)."""
+        if principal.is_admin:
+            return None
+        return {p.name for p in self.store.list_projects() if principal.role_in(p.id) is not None}
+
+    def only_visible(
+        self, principal: Principal, items: Iterable[T], project: Callable[[T], str]
+    ) -> list[T]:
+        seen = self.visible(principal)
+        return list(items) if seen is None else [x for x in items if project(x) in seen]
+
+    def events(
+        self, principal: Principal, after: int, limit: int, kinds: list[str] | None
+    ) -> list[Event]:
+        """Up to ``limit`` events after ``after`` that ``principal`` may see: pages through the
+        log until enough are found, so a feed never stalls behind events it cannot show."""
+        if principal.is_admin:
+            return self.store.list_events(after, limit, kinds)
+        seen = self.visible(principal) or set()
+        where: dict[tuple[str, str], str | None] = {}
+        found: list[Event] = []
+        page = max(limit, 100)
+        while len(found) < limit:
+            batch = self.store.list_events(after, page, kinds)
+            for event in batch:
+                kind: Kind = "dataset" if event.kind.startswith("dataset") else "model"
+                name = event.subject.partition("@")[0]
+                if (kind, name) not in where:
+                    where[kind, name] = self._project_or_none(kind, name)
+                if where[kind, name] in seen:
+                    found.append(event)
+                    if len(found) == limit:
+                        break
+            if len(batch) < page:
+                break
+            after = batch[-1].seq
+        return found
+
+    # -- resolution ------------------------------------------------------------------------
+    def project_of(self, kind: Kind, name: str) -> str | None:
+        """The project name the object belongs to; ``None`` when it does not exist."""
+        if kind == "project":
+            return name if self._project_id(name) is not None else None
+        return self._project_or_none(kind, name)
+
+    def _project_or_none(self, kind: Kind, name: str) -> str | None:
+        try:
+            if kind == "run":
+                cached = self._run_projects.get(name)
+                if cached is not None:
+                    return cached
+                run = self.store.get_run(name)
+                if run.id == name and len(self._run_projects) < _MAX_CACHED:
+                    self._run_projects[name] = run.project
+                return run.project
+            if kind == "model":
+                return self.store.get_model(parse_ref(name, "model").name).project
+            if kind == "dataset":
+                return self.store.get_dataset(parse_ref(name, "dataset").name).project
+            return name
+        except NotFoundError:
+            return None
+
+    def _project_id(self, name: str) -> str | None:
+        found = self._project_ids.get(name)
+        if found is None:
+            try:
+                found = self.store.get_project(name).id
+            except NotFoundError:
+                return None
+            self._project_ids[name] = found
+        return found
+
+    def _role(self, principal: Principal, project: str) -> Role | None:
+        project_id = self._project_id(project)
+        return None if project_id is None else principal.role_in(project_id)
+
+
+def _missing(kind: Kind, name: str, role: Role) -> str:
+    where = "in it" if kind == "project" else "in its project"
+    msg = f"no {kind} {name!r}, or you have no role {where}"
+    return msg + _WRITE_HINT if kind == "project" and role is not Role.READER else msg
+
+
+# -- FastAPI dependencies -------------------------------------------------------------------
+def current_principal(request: Request) -> Principal:
+    """Who the request acts as (401 when the token is missing or not usable)."""
+    guard: Guard = request.app.state.guard
+    return guard.authenticate(request.headers.get("authorization"))
+
+
+#: An endpoint parameter holding the authenticated principal.
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+def require(role: Role, kind: Kind, param: str) -> Any:
+    """A route dependency: the caller must hold ``role`` in the project of the ``kind`` named by
+    the path parameter ``param`` (``dependencies=[require(Role.WRITER, "run", "run_id")]``)."""
+
+    def dependency(request: Request, principal: Caller) -> Principal:
+        guard: Guard = request.app.state.guard
+        if guard.enabled:
+            guard.check(principal, kind, request.path_params[param], role)
+        return principal
+
+    return Depends(dependency)
