@@ -10,8 +10,9 @@ its code. Measured:
 
 1. one client: ``--points`` ``run.log`` calls, then ``flush()``; the rate counts until the
    server has acknowledged every point, and the count is read back;
-2. ``--clients`` processes logging for ``--seconds`` seconds at once: every point each client
-   acknowledged is counted back from the server (nothing lost);
+2. ``--clients`` processes logging two metrics at ``--rate`` calls per second each for
+   ``--seconds`` seconds at once (a steady rate, as training loops log; one client above
+   measures the ceiling): every point each client acknowledged is counted back (nothing lost);
 3. an artifact of ``--artifact-gib`` GiB uploaded with ``log_artifact`` and downloaded with
    ``download_artifacts``, while the server's resident memory is sampled: its growth is the
    figure (target under 100 MB), and the download is compared byte for byte by hash.
@@ -91,14 +92,16 @@ CLIENT = textwrap.dedent(
     """
     import json, sys, time
     import luminary as lm
-    seconds, index = float(sys.argv[1]), int(sys.argv[2])
+    seconds, index, rate = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
     sent = 0
     with lm.start_run(project="bench-remote", name=f"client-{index}", capture_env=False) as run:
-        end = time.time() + seconds
-        while time.time() < end:
-            for _ in range(1000):
-                run.log({"loss": 0.5}, step=sent)
+        start = time.time()
+        while (elapsed := time.time() - start) < seconds:
+            due = int(elapsed * rate)  # a steady rate, as a training loop logs
+            while sent < due:
+                run.log({"loss": 0.5, "lr": 1e-3}, step=sent)
                 sent += 1
+            time.sleep(0.005)
         run.flush()
     print(json.dumps({"run": run.id, "sent": sent}))
     """
@@ -126,11 +129,11 @@ def single_client(url: str, points: int) -> dict[str, float]:
     }
 
 
-def many_clients(url: str, clients: int, seconds: float) -> dict[str, Any]:
+def many_clients(url: str, clients: int, seconds: float, rate: float) -> dict[str, Any]:
     env = dict(os.environ, LUMINARY_URI=url)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CLIENT, str(seconds), str(i)],
+            [sys.executable, "-c", CLIENT, str(seconds), str(i), str(rate)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -149,9 +152,10 @@ def many_clients(url: str, clients: int, seconds: float) -> dict[str, Any]:
     lost = 0
     sent = 0
     for r in reports:
-        stored = len(lm.get_metric_history(r["run"], "loss"))
-        sent += r["sent"]
-        lost += r["sent"] - stored
+        for key in ("loss", "lr"):
+            stored = len(lm.get_metric_history(r["run"], key))
+            sent += r["sent"]
+            lost += r["sent"] - stored
     return {
         "clients": clients,
         "seconds": seconds,
@@ -204,6 +208,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument(
+        "--rate", type=float, default=2000.0, help="log calls per second per client (2 keys each)"
+    )
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--artifact-gib", type=float, default=1.0)
     parser.add_argument("--json", type=Path)
@@ -220,7 +227,7 @@ def main() -> None:
             with console.status(f"one client, {args.points:,} points …"):
                 results["single"] = single_client(url, args.points)
             with console.status(f"{args.clients} clients for {args.seconds:g} s …"):
-                results["many"] = many_clients(url, args.clients, args.seconds)
+                results["many"] = many_clients(url, args.clients, args.seconds, args.rate)
             with console.status(f"a {args.artifact_gib:g} GiB artifact up and down …"):
                 results["artifact"] = big_artifact(
                     url, args.artifact_gib, psutil.Process(proc.pid), Path(tmp)
