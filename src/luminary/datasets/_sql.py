@@ -15,7 +15,7 @@ from luminary.errors import InvalidArgumentError, NotFoundError, nearest
 from luminary.registry._sql import insert_event
 from luminary.registry.models import ModelRef, check_name, parse_ref
 from luminary.store import _schema as t
-from luminary.store._engine import read_tx, write_tx
+from luminary.store._engine import next_version, read_tx, write_tx
 from luminary.store.blobs import check_digest
 from luminary.store.models import utc
 
@@ -81,12 +81,7 @@ class SqlDatasets(DatasetStore):
                                 "created_ms": _now_ms(),
                             },
                         )
-                    number = (
-                        conn.execute(
-                            sa.select(sa.func.max(v.version)).where(v.dataset_id == dataset_id)
-                        ).scalar()
-                        or 0
-                    ) + 1
+                    number = next_version(conn, v.version, v.dataset_id, dataset_id)
                     row = {
                         "id": new_id(),
                         "dataset_id": dataset_id,

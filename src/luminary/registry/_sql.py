@@ -23,7 +23,7 @@ from luminary.registry.models import (
     parse_ref,
 )
 from luminary.store import _schema as t
-from luminary.store._engine import read_tx, write_tx
+from luminary.store._engine import next_version, read_tx, write_tx
 from luminary.store.models import utc
 
 if TYPE_CHECKING:
@@ -137,14 +137,8 @@ class SqlRegistry(RegistryStore):
                     parent_id = None
                     if parent is not None:
                         parent_id = self._version_row(conn, parent).id
-                    number = (
-                        conn.execute(
-                            sa.select(sa.func.max(t.model_versions.c.version)).where(
-                                t.model_versions.c.model_id == model_id
-                            )
-                        ).scalar()
-                        or 0
-                    ) + 1
+                    mv = t.model_versions.c
+                    number = next_version(conn, mv.version, mv.model_id, model_id)
                     row = {
                         "id": new_id(),
                         "model_id": model_id,

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from luminary.errors import BackendUnavailableError, InvalidArgumentError, MissingDependencyError
 
-__all__ = ["HEAD_REVISION", "create_engine", "migrate", "read_tx", "write_tx"]
+__all__ = ["HEAD_REVISION", "create_engine", "migrate", "next_version", "read_tx", "write_tx"]
 
 #: The newest migration; a test asserts it matches Alembic's head.
 HEAD_REVISION = "0003"
@@ -113,6 +113,18 @@ def _translate_errors(engine: sa.Engine) -> Iterator[None]:
             )
             raise BackendUnavailableError(msg) from exc
         raise
+
+
+def next_version(
+    conn: sa.Connection, column: sa.Column[Any], owner: sa.Column[Any], key: str
+) -> int:
+    """One more than the highest ``column`` among rows whose ``owner`` is ``key`` (1 if none).
+
+    Callers insert the new row in the same transaction and retry on a unique-key clash, which
+    is how concurrent writers on PostgreSQL are resolved (SQLite writers are serialised).
+    """
+    highest = conn.execute(sa.select(sa.func.max(column)).where(owner == key)).scalar()
+    return int(highest or 0) + 1
 
 
 def current_revision(engine: sa.Engine) -> str | None:
