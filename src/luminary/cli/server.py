@@ -104,9 +104,11 @@ def server(
         out.print("  access:   no auth (--no-auth): every local client acts as admin")
     else:
         out.print("  access:   team mode: tokens required (clients: export LUMINARY_TOKEN=...)")
+    _log_access_to_stderr()
     config = uvicorn.Config(
         create_app(store, tmp_dir=spool, auth=not no_auth),
         log_level="info",
+        access_log=False,  # the JSON access log (luminary.access) replaces uvicorn's
         lifespan="off",
         ws="none",
         timeout_graceful_shutdown=30,
@@ -122,6 +124,20 @@ def server(
         sock.close()
         store.close()
         out.print("Luminary server stopped")
+
+
+def _log_access_to_stderr() -> None:
+    """One JSON line per request on stderr (the ``luminary.access`` logger)."""
+    import logging
+    import sys
+
+    access = logging.getLogger("luminary.access")
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
 
 
 def _ignore(sig: int, frame: FrameType | None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import Response
 
+from luminary.server._access import AccessLog
 from luminary.server._errors import error_response, install_error_handlers
 from luminary.store._base import Store
 from luminary.store._wire import dumps
@@ -37,7 +38,7 @@ def create_app(
     the caller's role per project (:mod:`luminary.server._auth`); ``auth=False`` serves
     everyone as a server admin (for a loopback-only server). Authenticated principals are
     reused for ``auth_cache_s`` seconds (default :data:`~luminary.server._auth.CACHE_S`)."""
-    from luminary.server import _blobs, _datasets, _registry, _runs
+    from luminary.server import _blobs, _datasets, _limits, _registry, _runs
     from luminary.server._auth import CACHE_S, Guard, current_principal
 
     app = FastAPI(
@@ -52,6 +53,8 @@ def create_app(
     guard = Guard(store, enabled=auth, cache_s=CACHE_S if auth_cache_s is None else auth_cache_s)
     app.state.guard = guard
     install_error_handlers(app)
+    app.add_middleware(_limits.BodyLimits)  # JSON body limit, content types (413/415)
+    app.add_middleware(AccessLog)  # outermost: logs every answer, 413s included
     spool = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
     # Every API route authenticates, even one that names no role of its own.
     signed = [Depends(current_principal)]

@@ -238,7 +238,9 @@ def _missing(kind: Kind, name: str, role: Role) -> str:
 def current_principal(request: Request) -> Principal:
     """Who the request acts as (401 when the token is missing or not usable)."""
     guard: Guard = request.app.state.guard
-    return guard.authenticate(request.headers.get("authorization"))
+    principal = guard.authenticate(request.headers.get("authorization"))
+    request.state.principal = principal  # for the access log
+    return principal
 
 
 #: An endpoint parameter holding the authenticated principal.

@@ -75,11 +75,17 @@ class InputsIn(BaseModel):
     version_ids: list[str]
 
 
-def parse_metric_batch(body: bytes) -> tuple[list[tuple[int, str]], list[MetricPoint]]:
-    """``{"series": [[sid, key], …], "points": [[sid, step, ts_ms, value], …]}``; a value is a
-    number, ``null`` (NaN) or ``"Infinity"`` / ``"-Infinity"`` / ``"NaN"``."""
+def parse_metric_batch(
+    body: bytes,
+) -> tuple[list[tuple[int, str]], list[MetricPoint], str | None]:
+    """``{"series": [[sid, key], …], "points": [[sid, step, ts_ms, value], …], "batch_id":
+    "…"}``; a value is a number, ``null`` (NaN) or ``"Infinity"`` / ``"-Infinity"`` /
+    ``"NaN"``; ``batch_id`` (optional) makes the write safe to repeat."""
     try:
         data = loads(body)
+        batch_id = data.get("batch_id")
+        if batch_id is not None:
+            batch_id = _str(batch_id)
         series = [(_int(s[0]), _str(s[1])) for s in data.get("series", ())]
         points: list[MetricPoint] = [
             (
@@ -93,10 +99,11 @@ def parse_metric_batch(body: bytes) -> tuple[list[tuple[int, str]], list[MetricP
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         msg = (
             'metric batch is not valid; send {"series": [[series_id, key], ...], '
-            f'"points": [[series_id, step, timestamp_ms, value|null], ...]}} ({exc})'
+            '"points": [[series_id, step, timestamp_ms, value|null], ...], '
+            f'"batch_id": "..." (optional)}} ({exc})'
         )
         raise InvalidArgumentError(msg) from None
-    return series, points
+    return series, points, batch_id
 
 
 def _int(v: Any) -> int:
@@ -221,8 +228,8 @@ def router(store: Store, guard: Guard) -> APIRouter:
     # -- metrics ---------------------------------------------------------------------------
     @r.post("/runs/{run_id}/metrics", dependencies=writes)
     async def write_metrics(run_id: str, request: Request) -> Response:
-        series, points = parse_metric_batch(await request.body())
-        remap = await run_in_threadpool(store.write_metrics, run_id, series, points)
+        series, points, batch_id = parse_metric_batch(await request.body())
+        remap = await run_in_threadpool(store.write_metrics, run_id, series, points, batch_id)
         return ok({"remapped": remap})
 
     @r.get("/runs/{run_id}/metrics", dependencies=reads)

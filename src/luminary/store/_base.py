@@ -155,11 +155,17 @@ class Store(RegistryStore, DatasetStore, abc.ABC):
         run_id: str,
         new_series: Sequence[tuple[int, str]],
         points: Sequence[MetricPoint],
+        batch_id: str | None = None,
     ) -> dict[str, int]:
         """Declare series ``(series_id, key)`` and append points, in one transaction.
 
         Returns ``{key: series_id}`` for declared keys that already existed under another id;
         the points were re-addressed to that id and the caller should use it from now on.
+
+        ``batch_id`` (a random id chosen by the caller, at most 64 characters) makes the write
+        safe to repeat: a batch id the run has already stored is a no-op that returns the
+        remap of that first write, so a retried write never duplicates points. A caller that
+        retries must send the same series and points with the same id.
         """
 
     @abc.abstractmethod

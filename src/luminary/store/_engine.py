@@ -26,7 +26,7 @@ from luminary.errors import BackendUnavailableError, InvalidArgumentError, Missi
 __all__ = ["HEAD_REVISION", "create_engine", "migrate", "next_version", "read_tx", "write_tx"]
 
 #: The newest migration; a test asserts it matches Alembic's head.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK_KEY = 0x4C554D494E  # "LUMIN"
@@ -105,14 +105,33 @@ def read_tx(engine: sa.Engine) -> Iterator[sa.Connection]:
 def _translate_errors(engine: sa.Engine) -> Iterator[None]:
     try:
         yield
-    except sa.exc.OperationalError as exc:
-        if exc.connection_invalidated or "connect" in str(exc.orig).lower():
-            msg = (
-                f"the database at {engine.url.render_as_string(hide_password=True)} does not "
-                f"answer ({exc.orig}); check that it is running and reachable"
-            )
-            raise BackendUnavailableError(msg) from exc
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        if exc.connection_invalidated or _gone(exc.orig):
+            raise _unavailable(engine, exc.orig) from exc
         raise
+    except Exception as exc:
+        # A driver error SQLAlchemy did not wrap: PostgreSQL's COPY runs on the raw connection.
+        dbapi = engine.dialect.loaded_dbapi
+        lost = (dbapi.OperationalError, dbapi.InterfaceError)
+        if engine.dialect.name == "postgresql" and isinstance(exc, lost) and _gone(exc):
+            raise _unavailable(engine, exc) from exc
+        raise
+
+
+#: What a driver says when the database went away (restarting, shut down, unreachable).
+_GONE = ("connect", "terminat", "server closed", "shutting down", "starting up", "is closed")
+
+
+def _gone(exc: BaseException | None) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in _GONE)
+
+
+def _unavailable(engine: sa.Engine, cause: BaseException | None) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        f"the database at {engine.url.render_as_string(hide_password=True)} does not "
+        f"answer ({cause}); check that it is running and reachable"
+    )
 
 
 def next_version(

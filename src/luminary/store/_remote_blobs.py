@@ -2,8 +2,14 @@
 ``/api/v1/blobs/{digest}``.
 
 Uploads stream the file (never whole in memory) and the server checks the BLAKE3 before it
-stores anything. Downloads stream to a temporary file beside the destination, hashing as they
-go, and are renamed into place only when the hash matches: a corrupt blob raises
+stores anything. Files of :attr:`RemoteBlobs.resumable_from` bytes or more go through an
+upload session (``/api/v1/uploads``) in parts of :attr:`RemoteBlobs.part_size` bytes, each
+with its BLAKE3: when the connection breaks or the server answers 503 (also when it restarts
+meanwhile), the client asks the server for the offset it holds and resumes from there, up to
+:attr:`RemoteBlobs.upload_retries` times with backoff.
+
+Downloads stream to a temporary file beside the destination, hashing as they go, and are
+renamed into place only when the hash matches: a corrupt blob raises
 :class:`~luminary.errors.IntegrityError` and leaves nothing behind. Thread-safe.
 """
 
@@ -12,11 +18,18 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from luminary.errors import IntegrityError, NotFoundError
+from luminary.errors import (
+    BackendUnavailableError,
+    IntegrityError,
+    InvalidStateError,
+    NotFoundError,
+    OverloadedError,
+)
 from luminary.store.blobs import Blob, _hasher, check_digest, hash_bytes, hash_file
 
 if TYPE_CHECKING:
@@ -25,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["RemoteBlobs"]
 
 _BLOB_TIMEOUT_S = 600.0
+_OFFSET_HEADER = "upload-offset"  # luminary.server._blobs.OFFSET_HEADER
+_CHUNK_HASH_HEADER = "x-luminary-chunk-blake3"  # luminary.server._blobs.CHUNK_HASH_HEADER
 
 
 class RemoteBlobs:
@@ -32,10 +47,21 @@ class RemoteBlobs:
     blobs that readers need as files (``cached_path``), default
     ``$LUMINARY_HOME/cache/blobs``."""
 
+    #: Files at least this large are uploaded through a resumable session.
+    resumable_from: int = 8 << 20
+    #: Bytes per part of a resumable upload (held in memory one at a time).
+    part_size: int = 16 << 20
+    #: Times a resumable upload picks up again after a broken connection or a 503.
+    upload_retries: int = 8
+    #: First pause before picking up again (doubles, at most 10 s).
+    retry_delay_s: float = 0.5
+
     def __init__(self, store: RestStore, *, cache_dir: str | os.PathLike[str] | None = None):
         self._store = store
         self.url = f"{store.url}/api/v1/blobs"
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+        #: Bytes sent in parts of resumable uploads by this client (what resuming saved shows).
+        self.sent_bytes = 0
 
     def __repr__(self) -> str:
         return f"RemoteBlobs({self.url!r})"
@@ -84,6 +110,9 @@ class RemoteBlobs:
         and refuses a mismatch. ``fsync`` is the server's business and ignored here."""
         if self.exists(digest):
             return Blob(digest, size)
+        if size >= self.resumable_from:
+            self._put_resumable(path, digest, size)
+            return Blob(digest, size)
         with open(path, "rb") as src:
             self._store.request(
                 "PUT",
@@ -104,6 +133,68 @@ class RemoteBlobs:
                 headers={"content-type": "application/octet-stream"},
             )
         return Blob(digest, len(data))
+
+    def _put_resumable(self, path: str | os.PathLike[str], digest: str, size: int) -> None:
+        """Upload through a session, resuming from the server's offset after a failure."""
+        failures = 0
+        delay = self.retry_delay_s
+        while True:
+            try:
+                state = self._store.request(
+                    "POST", "/uploads", json={"digest": digest, "size": size}
+                ).json()
+                if state.get("exists"):
+                    return
+                upload_id, offset = str(state["id"]), int(state["offset"])
+                with open(path, "rb") as src:
+                    while offset < size:
+                        offset = self._send_part(upload_id, src, offset, size)
+                self._store.request(
+                    "POST", f"/uploads/{upload_id}/complete", timeout=_BLOB_TIMEOUT_S
+                )
+                return
+            except (BackendUnavailableError, OverloadedError, NotFoundError) as exc:
+                # the server went away or restarted (the session lives on in its folder), or
+                # the session is gone (completed by another client, or swept): ask again
+                failures += 1
+                if failures > self.upload_retries:
+                    raise
+                if isinstance(exc, NotFoundError) and self.exists(digest):
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _send_part(self, upload_id: str, src: BinaryIO, offset: int, size: int) -> int:
+        """Send the part at ``offset``; the session's offset afterwards (the server's, when it
+        holds another one: a part that half arrived, or another client's)."""
+        import httpx
+
+        from luminary.store._rest import error_from_body
+
+        src.seek(offset)
+        data = src.read(min(self.part_size, size - offset))
+        if not data:
+            msg = f"the file being uploaded as blob {upload_id} shrank while it was being sent"
+            raise InvalidStateError(msg)
+        end = offset + len(data) - 1
+        headers = {
+            "content-type": "application/octet-stream",
+            "content-range": f"bytes {offset}-{end}/{size}",
+            _CHUNK_HASH_HEADER: hash_bytes(data),
+        }
+        try:
+            resp = self._store._client.put(
+                f"/uploads/{upload_id}", content=data, headers=headers, timeout=_BLOB_TIMEOUT_S
+            )
+        except httpx.TransportError as exc:
+            raise self._store._unreachable(exc) from exc
+        if resp.status_code == 409 and _OFFSET_HEADER in resp.headers:
+            return int(resp.headers[_OFFSET_HEADER])
+        if resp.status_code >= 400:
+            body = resp.json() if resp.content else ""
+            raise error_from_body(resp.status_code, body)
+        self.sent_bytes += len(data)
+        return int(resp.headers.get(_OFFSET_HEADER, end + 1))
 
     # -- reading ---------------------------------------------------------------------------
     def read_bytes(self, digest: str) -> bytes:

@@ -4,7 +4,8 @@ Chosen by ``LUMINARY_URI=http://host:port`` (``open_store``); user code does not
 :class:`httpx.Client` pools connections and is shared by every thread (httpx clients are
 thread-safe). Calls that are safe to repeat (GET, HEAD, PUT, DELETE, and any call whose
 connection never opened) are retried with exponential backoff when the server cannot be
-reached or answers 503; error bodies ``{code, message, details}`` become the same
+reached or answers 503 (so is a metric POST with a batch id, which the server stores once);
+error bodies ``{code, message, details}`` become the same
 :class:`~luminary.errors.LuminaryError` subclass the server raised. A server that cannot be
 reached after the retries raises :class:`~luminary.errors.BackendUnavailableError`.
 
@@ -115,8 +116,14 @@ class RestStore(Store):
         self._client.close()
 
     # -- transport -------------------------------------------------------------------------
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send one request (retrying what is safe to retry); raise the mapped error on 4xx/5xx."""
+    def request(
+        self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send one request (retrying what is safe to retry); raise the mapped error on 4xx/5xx.
+
+        ``idempotent``: whether the request is safe to repeat (default: by its method; a POST
+        that carries a batch id is)."""
+        repeatable = method in _IDEMPOTENT if idempotent is None else idempotent
         delay = 0.1
         for attempt in range(self._retries + 1):
             last = attempt == self._retries
@@ -126,10 +133,10 @@ class RestStore(Store):
                 if last:
                     raise self._unreachable(exc) from exc
             except httpx.TransportError as exc:
-                if last or method not in _IDEMPOTENT:
+                if last or not repeatable:
                     raise self._unreachable(exc) from exc
             else:
-                if resp.status_code == 503 and method in _IDEMPOTENT and not last:
+                if resp.status_code == 503 and repeatable and not last:
                     resp.close()
                 else:
                     if resp.status_code >= 400:
@@ -150,11 +157,20 @@ class RestStore(Store):
         clean = {k: v for k, v in params.items() if v is not None}
         return w.loads(self.request("GET", path, params=clean).content)
 
-    def _send(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        idempotent: bool | None = None,
+        **params: Any,
+    ) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}
         resp = self.request(
             method,
             path,
+            idempotent=idempotent,
             params=clean,
             content=None if body is None else w.dumps(body),
             headers={"content-type": "application/json"},
@@ -253,13 +269,19 @@ class RestStore(Store):
         run_id: str,
         new_series: Sequence[tuple[int, str]],
         points: Sequence[MetricPoint],
+        batch_id: str | None = None,
     ) -> dict[str, int]:
         pv = w.point_value
-        body = {
+        body: dict[str, Any] = {
             "series": [[sid, key] for sid, key in new_series],
             "points": [[p[0], p[1], p[2], pv(p[3])] for p in points],
         }
-        out = self._send("POST", f"/runs/{_seg(run_id)}/metrics", body)
+        if batch_id is not None:
+            body["batch_id"] = batch_id
+        # With a batch id the server stores the batch once, however often it arrives: safe to
+        # retry after a timeout, a dropped connection or a 503.
+        path = f"/runs/{_seg(run_id)}/metrics"
+        out = self._send("POST", path, body, idempotent=batch_id is not None)
         return {str(k): int(v) for k, v in out["remapped"].items()}
 
     def metric_series(self, run_id: str) -> dict[str, int]:

@@ -94,6 +94,20 @@ metric_points = sa.Table(
     sa.Index(None, "series_id", "step"),
 )
 
+# Batch ids of recent metric writes, recorded in the transaction that stored the batch's points:
+# a retried write (same run and batch id) is a no-op answered with the remap stored here. Pruned
+# to the latest few per run, and to a day's worth overall.
+metric_batches = sa.Table(
+    "metric_batches",
+    metadata,
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("batch_id", sa.String(64), primary_key=True),
+    sa.Column("remap", sa.Text, nullable=False),  # JSON {key: series_id}
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Index(None, "run_id", "at_ms"),
+    sa.Index(None, "at_ms"),
+)
+
 artifacts = sa.Table(
     "artifacts",
     metadata,

@@ -48,6 +48,12 @@ __all__ = ["SqlStore"]
 
 _REAP_EVERY_S = 2.0
 
+#: Batch ids kept per run (the latest ones), and the longest any is kept.
+BATCHES_KEPT = 100
+BATCH_TTL_MS = 24 * 3600 * 1000
+_PRUNE_EVERY = 50  # a run's batch ids are pruned every this many of its writes
+_BATCH_SWEEP_EVERY_S = 600.0
+
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -72,6 +78,9 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
         self._last_reap = 0.0
         self._reap_lock = threading.Lock()
         self._projects: dict[str, Project] = {}  # projects are never renamed or deleted
+        self._prune_lock = threading.Lock()
+        self._batches_since_prune: dict[str, int] = {}
+        self._last_batch_sweep = time.monotonic()
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
@@ -258,7 +267,14 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
             run_id = self._resolve_run_id(conn, run_id)
             series = sa.select(t.metric_series.c.id).where(t.metric_series.c.run_id == run_id)
             conn.execute(t.metric_points.delete().where(t.metric_points.c.series_id.in_(series)))
-            for table in (t.metric_series, t.params, t.tags, t.artifacts, t.run_environment):
+            for table in (
+                t.metric_series,
+                t.metric_batches,
+                t.params,
+                t.tags,
+                t.artifacts,
+                t.run_environment,
+            ):
                 conn.execute(table.delete().where(table.c.run_id == run_id))
             conn.execute(t.runs.update().where(t.runs.c.parent_id == run_id).values(parent_id=None))
             conn.execute(t.runs.delete().where(t.runs.c.id == run_id))
@@ -309,38 +325,115 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
         run_id: str,
         new_series: Sequence[tuple[int, str]],
         points: Sequence[MetricPoint],
+        batch_id: str | None = None,
+    ) -> dict[str, int]:
+        if batch_id is None:
+            with write_tx(self.engine) as conn:
+                return self._write_metrics(conn, run_id, new_series, points)
+        _check_batch_id(batch_id)
+        done = self._batch_remap(run_id, batch_id)
+        if done is not None:
+            return done
+        try:
+            with write_tx(self.engine) as conn:
+                self._require_run(conn, run_id)
+                remap = self._write_metrics(conn, run_id, new_series, points)
+                # Last, so that a concurrent write of the same batch (a client's retry while
+                # the first attempt still runs) waits here for the first one's outcome.
+                conn.execute(
+                    t.metric_batches.insert(),
+                    {
+                        "run_id": run_id,
+                        "batch_id": batch_id,
+                        "remap": json.dumps(remap),
+                        "at_ms": _now_ms(),
+                    },
+                )
+        except sa.exc.IntegrityError:
+            done = self._batch_remap(run_id, batch_id)
+            if done is None:
+                raise
+            return done
+        self._maybe_prune_batches(run_id)
+        return remap
+
+    def _batch_remap(self, run_id: str, batch_id: str) -> dict[str, int] | None:
+        """The remap a stored batch was answered with; ``None`` when it is not stored."""
+        b = t.metric_batches
+        with read_tx(self.engine) as conn:
+            found = conn.execute(
+                sa.select(b.c.remap).where(b.c.run_id == run_id).where(b.c.batch_id == batch_id)
+            ).scalar()
+        if found is None:
+            return None
+        return {str(k): int(v) for k, v in json.loads(found).items()}
+
+    def _maybe_prune_batches(self, run_id: str) -> None:
+        """Keep the latest :data:`BATCHES_KEPT` batch ids of a run (a client retries only its
+        latest write), and none older than :data:`BATCH_TTL_MS`; cheap between sweeps."""
+        with self._prune_lock:
+            n = self._batches_since_prune.get(run_id, 0) + 1
+            sweep = time.monotonic() - self._last_batch_sweep >= _BATCH_SWEEP_EVERY_S
+            if sweep:
+                self._last_batch_sweep = time.monotonic()
+            if n < _PRUNE_EVERY and not sweep:
+                self._batches_since_prune[run_id] = n
+                return
+            self._batches_since_prune.pop(run_id, None)
+            if len(self._batches_since_prune) > 10_000:  # runs that stopped writing
+                self._batches_since_prune.clear()
+        b = t.metric_batches
+        with write_tx(self.engine) as conn:
+            if n >= _PRUNE_EVERY:
+                cutoff = (
+                    sa.select(b.c.at_ms)
+                    .where(b.c.run_id == run_id)
+                    .order_by(b.c.at_ms.desc())
+                    .offset(BATCHES_KEPT)
+                    .limit(1)
+                    .scalar_subquery()
+                )
+                conn.execute(b.delete().where(b.c.run_id == run_id).where(b.c.at_ms < cutoff))
+            if sweep:
+                conn.execute(b.delete().where(b.c.at_ms < _now_ms() - BATCH_TTL_MS))
+
+    def _write_metrics(
+        self,
+        conn: sa.Connection,
+        run_id: str,
+        new_series: Sequence[tuple[int, str]],
+        points: Sequence[MetricPoint],
     ) -> dict[str, int]:
         remap: dict[str, int] = {}
-        with write_tx(self.engine) as conn:
-            if new_series:
-                remap = self._declare_series(conn, run_id, new_series)
-                if remap:
-                    moved = {sid: remap[key] for sid, key in new_series if key in remap}
-                    points = [(moved.get(p[0], p[0]), p[1], p[2], p[3]) for p in points]
-            if not points:
-                return remap
-            self._insert_points(conn, points)
-            latest: dict[int, MetricPoint] = {}
-            counts: dict[int, int] = {}
-            for p in points:
-                sid = p[0]
-                counts[sid] = counts.get(sid, 0) + 1
-                cur = latest.get(sid)
-                if cur is None or (p[1], p[2]) >= (cur[1], cur[2]):
-                    latest[sid] = p
-            conn.execute(
-                _ADVANCE_LATEST,
-                [
-                    {
-                        "id": sid,
-                        "n": counts[sid],
-                        "step": p[1],
-                        "ts": p[2],
-                        "value": _sql_float(p[3]),
-                    }
-                    for sid, p in latest.items()
-                ],
-            )
+        if new_series:
+            remap = self._declare_series(conn, run_id, new_series)
+            if remap:
+                moved = {sid: remap[key] for sid, key in new_series if key in remap}
+                points = [(moved.get(p[0], p[0]), p[1], p[2], p[3]) for p in points]
+        if not points:
+            return remap
+        self._insert_points(conn, points)
+        latest: dict[int, MetricPoint] = {}
+        counts: dict[int, int] = {}
+        for p in points:
+            sid = p[0]
+            counts[sid] = counts.get(sid, 0) + 1
+            cur = latest.get(sid)
+            if cur is None or (p[1], p[2]) >= (cur[1], cur[2]):
+                latest[sid] = p
+        conn.execute(
+            _ADVANCE_LATEST,
+            [
+                {
+                    "id": sid,
+                    "n": counts[sid],
+                    "step": p[1],
+                    "ts": p[2],
+                    "value": _sql_float(p[3]),
+                }
+                for sid, p in latest.items()
+            ],
+        )
         return remap
 
     def _declare_series(
@@ -597,6 +690,15 @@ _ADVANCE_LATEST = sa.text(
 
 def _pairs(result: sa.Result[Any, Any]) -> dict[Any, Any]:
     return {row[0]: row[1] for row in result}
+
+
+def _check_batch_id(batch_id: str) -> None:
+    if not isinstance(batch_id, str) or not 0 < len(batch_id) <= 64:
+        msg = (
+            f"metric batch id {batch_id!r} is not valid; use 1 to 64 characters "
+            "(e.g. secrets.token_hex(16))"
+        )
+        raise InvalidArgumentError(msg)
 
 
 def _sql_float(value: float | None) -> float | None:

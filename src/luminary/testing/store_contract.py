@@ -180,6 +180,29 @@ class StoreContract:
         assert store.get_metric_history(run.id, "loss").values == [1.0, 2.0]
         assert store.metric_series(run.id) == {"loss": first}
 
+    def test_a_repeated_batch_id_stores_the_points_once(self, store: Store) -> None:
+        run = store.create_run("p")
+        first, second = _sid(), _sid()
+        store.write_metrics(run.id, [(first, "loss")], [(first, 0, 1, 1.0)])
+        batch = secrets.token_hex(16)
+        points = [(second, 1, 2, 2.0), (second, 2, 3, 3.0)]
+        remap = store.write_metrics(run.id, [(second, "loss")], points, batch_id=batch)
+        assert remap == {"loss": first}
+        again = store.write_metrics(run.id, [(second, "loss")], points, batch_id=batch)
+        assert again == remap  # the same answer as the first write
+        history = store.get_metric_history(run.id, "loss")
+        assert history.steps == [0, 1, 2]
+        assert store.get_run(run.id).metrics == {"loss": 3.0}
+        # another run may use the same id, and a new id writes again
+        other = store.create_run("p")
+        sid = _sid()
+        assert (
+            store.write_metrics(other.id, [(sid, "loss")], [(sid, 0, 1, 1.0)], batch_id=batch) == {}
+        )
+        store.write_metrics(run.id, [], [(first, 3, 4, 4.0)], batch_id=secrets.token_hex(16))
+        assert len(store.get_metric_history(run.id, "loss")) == 4
+        assert len(store.get_metric_history(other.id, "loss")) == 1
+
     def test_unknown_metric_suggests_nearest(self, store: Store) -> None:
         run = store.create_run("p")
         sid = _sid()

@@ -4,7 +4,8 @@
 ``flush_every_s`` seconds (or sooner once ``batch_size`` points wait) in one transaction, and
 beats the run's heartbeat. ``flush()`` writes everything logged so far before it returns; the
 end of the run flushes too. If the database is briefly unavailable the points stay in the
-buffer and the writer retries; ``flush()`` raises what went wrong.
+buffer and the writer retries the same chunk under the same batch id (so a write that was stored
+but not acknowledged is not stored twice); ``flush()`` raises what went wrong.
 
 Thread safety: ``log`` may be called from several threads. Params, tags and artifacts are
 written synchronously (a conflicting param must fail where it is set).
@@ -60,6 +61,8 @@ class ActiveRun:
         )
         self._buf: list[MetricPoint] = []
         self._remap: dict[int, int] = {}
+        # (batch id, points, series) of the chunk being written until the store acknowledges it
+        self._pending: tuple[str, int, int] | None = None
         self._batch = batch_size
         self._max_buffer = max_buffer
         self._flush_every = flush_every_s
@@ -149,16 +152,25 @@ class ActiveRun:
             owed = len(self._buf)
             while True:
                 buf = self._buf
-                # points first, then series: every point's series is then included
-                n = min(len(buf), self._batch, owed)
-                n_series = len(self._new_series)
-                if n == 0 and n_series == 0:
-                    return
+                if self._pending is not None:
+                    # A chunk whose write failed goes again exactly as it was, with its batch
+                    # id: if the first attempt was stored after all, the store ignores it.
+                    batch_id, n, n_series = self._pending
+                    owed = max(owed, n)
+                else:
+                    # points first, then series: every point's series is then included
+                    n = min(len(buf), self._batch, owed)
+                    n_series = len(self._new_series)
+                    if n == 0 and n_series == 0:
+                        return
+                    batch_id = secrets.token_hex(16)
+                    self._pending = (batch_id, n, n_series)
                 batch = buf[:n]
                 declared = self._new_series[:n_series]
                 if self._remap:
                     batch = [(self._remap.get(p[0], p[0]), p[1], p[2], p[3]) for p in batch]
-                remap = self._store.write_metrics(self.id, declared, batch)
+                remap = self._store.write_metrics(self.id, declared, batch, batch_id=batch_id)
+                self._pending = None
                 del buf[:n]
                 del self._new_series[:n_series]
                 self.points_written += n

@@ -604,19 +604,48 @@ class FlakyStore(SqlStore):
         self.failures_left = failures
         self.calls = 0
         self.failed_calls = 0
+        self.batch_ids: list[str | None] = []
+        self.store_then_fail = False
 
     def write_metrics(
         self,
         run_id: str,
         new_series: Sequence[tuple[int, str]],
         points: Sequence[MetricPoint],
+        batch_id: str | None = None,
     ) -> dict[str, int]:
         self.calls += 1
+        self.batch_ids.append(batch_id)
         if self.failures_left > 0:
             self.failures_left -= 1
             self.failed_calls += 1
+            if self.store_then_fail:  # stored, but the answer is lost
+                super().write_metrics(run_id, new_series, points, batch_id)
             raise BackendUnavailableError("the database does not answer (injected by the test)")
-        return super().write_metrics(run_id, new_series, points)
+        return super().write_metrics(run_id, new_series, points, batch_id)
+
+
+def test_a_write_stored_but_not_acknowledged_is_not_stored_twice(
+    flaky: FlakyStore, reader: SqlStore
+) -> None:
+    flaky.store_then_fail = True
+    run = ActiveRun(flaky, flaky.create_run("p"), flush_every_s=3600, capture_env=False)
+    for i in range(10):
+        run.log({"loss": float(i)})
+    with pytest.raises(BackendUnavailableError):
+        run.flush()
+    for i in range(10, 15):  # logged between the attempts: not part of the retried chunk
+        run.log({"loss": float(i)})
+    with pytest.raises(BackendUnavailableError):
+        run.flush()
+    assert reader.get_metric_history(run.id, "loss").steps == list(range(10))
+    run.flush()  # the retried chunk is a no-op; the 5 later points go as a new batch
+    assert flaky.batch_ids[0] is not None
+    assert flaky.batch_ids[0] == flaky.batch_ids[1] == flaky.batch_ids[2]
+    assert flaky.batch_ids[3] != flaky.batch_ids[0]
+    assert reader.get_metric_history(run.id, "loss").steps == list(range(15))
+    assert run.points_written == 15
+    run.end()
 
 
 class FailingStatusStore(SqlStore):
@@ -649,14 +678,16 @@ def test_flush_raises_while_the_store_fails_and_loses_nothing(
     assert reader.metric_series(run.id) == {}  # nothing half-written
     run.log({"loss": 300.0})  # logging goes on during the outage
     run.flush()
-    assert flaky.calls == 3
+    # the failed chunk again, as it was (same batch id), then the point logged since
+    assert flaky.calls == 4
+    assert flaky.batch_ids[0] == flaky.batch_ids[1] == flaky.batch_ids[2] != flaky.batch_ids[3]
     assert run.points_written == 601
     loss = reader.get_metric_history(run.id, "loss")
     assert loss.steps == list(range(301))
     assert loss.values == [float(i) for i in range(301)]
     assert reader.get_metric_history(run.id, "acc").values == [-float(i) for i in range(300)]
     run.flush()
-    assert flaky.calls == 3  # nothing left to write
+    assert flaky.calls == 4  # nothing left to write
     run.end()
     assert len(reader.get_metric_history(run.id, "loss")) == 301  # written once, not twice
 
