@@ -7,16 +7,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
+import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed")
-
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
-
-from luminary.server import create_app  # noqa: E402
-from luminary.store._sql import SqlStore  # noqa: E402
+from luminary.server import create_app
+from luminary.store._sql import SqlStore
 
 
 def _app() -> Any:
@@ -24,10 +21,7 @@ def _app() -> Any:
     store = SqlStore(f"sqlite:///{home / 'luminary.db'}", str(home / "blobs"))
     run = store.create_run("cms-btag", name="seed", params={"lr": 0.01})
     store.write_metrics(run.id, [(1, "val_auc")], [(1, 0, 1, 0.9)])
-    kwargs: dict[str, Any] = {"tmp_dir": home / "tmp"}
-    if "auth" in create_app.__code__.co_varnames:
-        kwargs["auth"] = False
-    return create_app(store, **kwargs)
+    return create_app(store, tmp_dir=home / "tmp", auth=False)
 
 
 schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", _app())
