@@ -68,11 +68,12 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = dict(os.environ, LUMINARY_HOME=str(home))
     env.pop("LUMINARY_URI", None)
     os.environ["LUMINARY_TOKEN"] = admin_token(env)
+    log = (home.parent / "server.log").open("wb")  # the access log: one line a request
     proc = subprocess.Popen(
         [str(BIN / "luminary"), "server", "--port", str(port)],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60

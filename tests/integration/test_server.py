@@ -3,6 +3,7 @@ error bodies, blob uploads it must refuse, and a large blob streamed in bounded 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,6 +195,8 @@ def test_large_blob_streams_through_a_server_process_in_bounded_memory(tmp_path:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
+        # keep reading the server's output (its access log), or it blocks on a full pipe
+        threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
         match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
         assert match, line
         base = f"http://127.0.0.1:{match.group(1)}"
@@ -246,3 +250,9 @@ def _wait_ready(base: str) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError("luminary server did not become ready")
+
+
+def _drain(stream: Any) -> None:
+    """Read a server's output to its end (closing it afterwards may interrupt the read)."""
+    with contextlib.suppress(ValueError, OSError):
+        stream.read()

@@ -4,6 +4,7 @@ and 415."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -242,6 +244,8 @@ def _start_server(home: Path, port: int) -> tuple[subprocess.Popen[str], int]:
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
+    # keep reading the server's output (its access log), or it blocks on a full pipe
+    threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
     match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
     assert match, line
     bound = int(match.group(1))
@@ -335,3 +339,9 @@ def test_killing_the_server_mid_upload_shows_nothing_and_the_retry_resumes(
     finally:
         client.join(60)
         _stop(proc)
+
+
+def _drain(stream: Any) -> None:
+    """Read a server's output to its end (closing it afterwards may interrupt the read)."""
+    with contextlib.suppress(ValueError, OSError):
+        stream.read()
