@@ -79,7 +79,9 @@ def test_a_corrupt_stored_model_is_never_returned(tmp_path: Path) -> None:
     blobs = lm.get_store().blobs
     with blobs.fs.open(blobs.key(version.digest), "r+b") as fh:
         fh.seek(3)
-        fh.write(b"\x00")
+        old = fh.read(1)
+        fh.seek(3)
+        fh.write(bytes([old[0] ^ 0xFF]))  # always a different byte
     with pytest.raises(lm.IntegrityError):
         reg.get_model("m@1", dest=tmp_path / "out.onnx")
     assert not (tmp_path / "out.onnx").exists()
