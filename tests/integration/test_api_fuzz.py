@@ -15,9 +15,11 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from luminary.server import create_app
 from luminary.store._sql import SqlStore
 
+_HOME = tempfile.TemporaryDirectory(prefix="luminary-fuzz-")  # removed when the run ends
+
 
 def _app() -> Any:
-    home = Path(tempfile.mkdtemp(prefix="luminary-fuzz-"))
+    home = Path(_HOME.name)
     store = SqlStore(f"sqlite:///{home / 'luminary.db'}", str(home / "blobs"))
     run = store.create_run("cms-btag", name="seed", params={"lr": 0.01})
     store.write_metrics(run.id, [(1, "val_auc")], [(1, 0, 1, 0.9)])
