@@ -377,6 +377,26 @@ class DiffTally:
         self.added = self.removed = self.modified = self.unchanged = 0
         self.bytes_added = self.bytes_removed = 0
 
+    def added_file(self, entry: FileEntry) -> Change:
+        self.added += 1
+        self.bytes_added += entry.size
+        return Change("added", entry.path, None, entry)
+
+    def removed_file(self, entry: FileEntry) -> Change:
+        self.removed += 1
+        self.bytes_removed += entry.size
+        return Change("removed", entry.path, entry, None)
+
+    def same_path(self, old: FileEntry, new: FileEntry) -> Change | None:
+        """The change between two entries of one path, or None (counted unchanged)."""
+        if old.digest == new.digest and old.size == new.size:
+            self.unchanged += 1
+            return None
+        self.modified += 1
+        self.bytes_removed += old.size
+        self.bytes_added += new.size
+        return Change("modified", new.path, old, new)
+
     def summary(self) -> DiffSummary:
         return DiffSummary(
             added=self.added,
@@ -403,34 +423,21 @@ def diff(
     new = _Side(b, "new")
     while (ex := old.entry) is not None and (ey := new.entry) is not None:
         if old.key == new.key:
-            if ex.digest != ey.digest or ex.size != ey.size:
-                t.modified += 1
-                t.bytes_removed += ex.size
-                t.bytes_added += ey.size
-                yield Change("modified", ey.path, ex, ey)
-            else:
-                t.unchanged += 1
+            if (change := t.same_path(ex, ey)) is not None:
+                yield change
             old.advance()
             new.advance()
         elif old.key < new.key:
-            t.removed += 1
-            t.bytes_removed += ex.size
-            yield Change("removed", ex.path, ex, None)
+            yield t.removed_file(ex)
             old.advance()
         else:
-            t.added += 1
-            t.bytes_added += ey.size
-            yield Change("added", ey.path, None, ey)
+            yield t.added_file(ey)
             new.advance()
     while (ex := old.entry) is not None:
-        t.removed += 1
-        t.bytes_removed += ex.size
-        yield Change("removed", ex.path, ex, None)
+        yield t.removed_file(ex)
         old.advance()
     while (ey := new.entry) is not None:
-        t.added += 1
-        t.bytes_added += ey.size
-        yield Change("added", ey.path, None, ey)
+        yield t.added_file(ey)
         new.advance()
 
 
@@ -469,36 +476,22 @@ def diff_manifests(
             continue
         ex, ey = a.entry(), b.entry()
         if a.key == b.key:
-            if ex.digest != ey.digest or ex.size != ey.size:
-                t.modified += 1
-                t.bytes_removed += ex.size
-                t.bytes_added += ey.size
-                yield Change("modified", ey.path, ex, ey)
-            else:  # same entry, other bytes: cannot happen for valid lines
-                t.unchanged += 1
+            # the same entry in other bytes cannot happen for valid lines: counted unchanged
+            if (change := t.same_path(ex, ey)) is not None:
+                yield change
             a.advance()
             b.advance()
         elif a.key < b.key:
-            t.removed += 1
-            t.bytes_removed += ex.size
-            yield Change("removed", ex.path, ex, None)
+            yield t.removed_file(ex)
             a.advance()
         else:
-            t.added += 1
-            t.bytes_added += ey.size
-            yield Change("added", ey.path, None, ey)
+            yield t.added_file(ey)
             b.advance()
     while a.raw:
-        ex = a.entry()
-        t.removed += 1
-        t.bytes_removed += ex.size
-        yield Change("removed", ex.path, ex, None)
+        yield t.removed_file(a.entry())
         a.advance()
     while b.raw:
-        ey = b.entry()
-        t.added += 1
-        t.bytes_added += ey.size
-        yield Change("added", ey.path, None, ey)
+        yield t.added_file(b.entry())
         b.advance()
 
 
