@@ -122,11 +122,7 @@ class SqlDatasets(DatasetStore):
 
     def list_datasets(self, project: str | None = None) -> list[Dataset]:
         d, p = t.datasets.c, t.projects.c
-        stmt = (
-            sa.select(d.id, d.name, d.description, d.created_ms, p.name.label("project"))
-            .join(t.projects, p.id == d.project_id)
-            .order_by(d.name)
-        )
+        stmt = t.select_named(t.datasets).order_by(d.name)
         if project is not None:
             stmt = stmt.where(p.name == project)
         with read_tx(self.engine) as conn:
@@ -208,12 +204,8 @@ class SqlDatasets(DatasetStore):
             )
 
     def _dataset_row(self, conn: sa.Connection, name: str) -> Any:
-        d, p = t.datasets.c, t.projects.c
-        row = conn.execute(
-            sa.select(d.id, d.name, d.description, d.created_ms, p.name.label("project"))
-            .join(t.projects, p.id == d.project_id)
-            .where(d.name == name)
-        ).first()
+        d = t.datasets.c
+        row = conn.execute(t.select_named(t.datasets).where(d.name == name)).first()
         if row is None:
             names = conn.execute(sa.select(d.name)).scalars().all()
             msg = f"no dataset {name!r}; {nearest(name, names, 'dataset')}"

@@ -88,11 +88,7 @@ class SqlRegistry(RegistryStore):
 
     def list_models(self, project: str | None = None) -> list[Model]:
         m, p = t.models.c, t.projects.c
-        stmt = (
-            sa.select(m.id, m.name, m.description, m.created_ms, p.name.label("project"))
-            .join(t.projects, p.id == m.project_id)
-            .order_by(m.name)
-        )
+        stmt = t.select_named(t.models).order_by(m.name)
         if project is not None:
             stmt = stmt.where(p.name == project)
         with read_tx(self.engine) as conn:
@@ -333,12 +329,8 @@ class SqlRegistry(RegistryStore):
 
     # -- helpers ---------------------------------------------------------------------------
     def _model_row(self, conn: sa.Connection, name: str, *, lock: bool = False) -> Any:
-        m, p = t.models.c, t.projects.c
-        stmt = (
-            sa.select(m.id, m.name, m.description, m.created_ms, p.name.label("project"))
-            .join(t.projects, p.id == m.project_id)
-            .where(m.name == name)
-        )
+        m = t.models.c
+        stmt = t.select_named(t.models).where(m.name == name)
         if lock:
             stmt = stmt.with_for_update(of=t.models)
         row = conn.execute(stmt).first()

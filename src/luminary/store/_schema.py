@@ -8,6 +8,8 @@ The migrations in ``migrations/versions`` create exactly this; a test compares t
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData(
@@ -274,3 +276,11 @@ project_roles = sa.Table(
     sa.Column("project_id", ID, sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("role", sa.String(16), nullable=False),
 )
+
+
+def select_named(table: sa.Table) -> sa.Select[Any]:
+    """A models or datasets row (id, name, description, created_ms) with its project's name."""
+    c, p = table.c, projects.c
+    return sa.select(c.id, c.name, c.description, c.created_ms, p.name.label("project")).join(
+        projects, p.id == c.project_id
+    )
