@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit bench bench-tracking bench-datasets clean
+.PHONY: demo test lint typecheck unit bench bench-tracking bench-datasets proto clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ bench-tracking: $(VENV)/.installed-bench
 
 bench-datasets: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/datasets_vs_dvc.py
+
+# The serving protocol's messages, generated from src/luminary/serving/_proto/*.proto into a
+# private descriptor pool (see that package's docstring). Needs grpcio-tools.
+PROTO_DIR := src/luminary/serving/_proto
+proto: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check grpcio-tools
+	cd src && ../$(BIN)/python -m grpc_tools.protoc -I . --python_out=. \
+		luminary/serving/_proto/model_config.proto luminary/serving/_proto/grpc_service.proto
+	sed -i 's/_descriptor_pool.Default()/_pool.POOL/; s/^from google.protobuf import descriptor_pool as _descriptor_pool$$/from luminary.serving import _proto as _pool/' \
+		$(PROTO_DIR)/model_config_pb2.py $(PROTO_DIR)/grpc_service_pb2.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -19,6 +19,7 @@ from luminary.cli import (
     models,
     projects,
     runs,
+    serve,
     server,
     tokens,
 )
@@ -41,6 +42,7 @@ app.add_typer(events.app, name="events")
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)
 app.command("server")(server.server)
+app.command("serve")(serve.serve)
 
 
 @app.callback()

@@ -1,0 +1,53 @@
+"""Inference as a service: KServe v2 / Triton protocol over HTTP and gRPC, dynamic batching.
+
+Layers, from the wire inwards:
+
+* ``_http`` (bare ASGI on uvicorn) and ``_grpc`` (grpcio, service
+  ``inference.GRPCInferenceService``) decode requests; ``_frontend`` holds the answers both share;
+* ``_core`` checks tensors against the model and queues them;
+* ``_batcher`` merges requests from many clients into batches and runs them on a backend
+  (``backends/``: ONNX Runtime built in) off the event loop;
+* ``_repository`` loads models from a folder or the registry and hot-swaps them when an alias
+  moves; ``_config`` reads Triton's ``config.pbtxt``;
+* ``_metrics`` exposes Prometheus metrics with Triton's names; ``_stats`` feeds them;
+* ``_server`` runs it all; ``_loadgen`` is the load generator behind ``luminary bench serve``.
+"""
+
+from __future__ import annotations
+
+from luminary.serving._config import DEFAULT_MAX_BATCH_SIZE
+from luminary.serving._errors import (
+    InvalidInputError,
+    ModelExecutionError,
+    ModelNotFoundError,
+    ServingError,
+    UnavailableError,
+)
+from luminary.serving._repository import (
+    FolderSource,
+    LoadedModel,
+    ModelRepository,
+    RegistrySource,
+    Source,
+)
+from luminary.serving._server import InferenceServer, ServeOptions
+from luminary.serving._types import BatchingConfig, ModelSpec, TensorSpec
+
+__all__ = [
+    "DEFAULT_MAX_BATCH_SIZE",
+    "BatchingConfig",
+    "FolderSource",
+    "InferenceServer",
+    "InvalidInputError",
+    "LoadedModel",
+    "ModelExecutionError",
+    "ModelNotFoundError",
+    "ModelRepository",
+    "ModelSpec",
+    "RegistrySource",
+    "ServeOptions",
+    "ServingError",
+    "Source",
+    "TensorSpec",
+    "UnavailableError",
+]

@@ -1,0 +1,200 @@
+"""Protocol-independent inference: tensors checked against the model, queued, answered.
+
+Both front ends decode their wire format into :class:`InputTensor` values (a NumPy view over
+the request's bytes where the wire carries raw bytes), then call :meth:`Core.submit`. The
+checks name the tensor, what was sent and what the model expects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from luminary.serving._batcher import Pending
+from luminary.serving._errors import InvalidInputError, RetiredError, ServingError
+from luminary.serving._repository import LoadedModel, ModelRepository
+from luminary.serving._types import DTYPES, ModelSpec
+
+MAX_ELEMENTS = 1 << 31  # per tensor: a declared shape beyond this is refused before any work
+
+
+@dataclass(frozen=True)
+class InputTensor:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    data: Any  # bytes-like (raw), a list (JSON ``data``) or an ndarray
+
+
+def element_count(name: str, shape: Sequence[int]) -> int:
+    """Elements in ``shape``; refuses negative dims and absurd sizes before allocating."""
+    for d in shape:
+        if d < 0:
+            msg = f"input {name!r}: shape {list(shape)} has a negative dimension"
+            raise InvalidInputError(msg)
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        msg = f"input {name!r}: shape {list(shape)} declares {count} elements, over the limit"
+        raise InvalidInputError(msg)
+    return count
+
+
+def decode(tensor: InputTensor) -> np.ndarray:
+    """The tensor as an array, without copying raw bytes."""
+    dtype = DTYPES.get(tensor.datatype)
+    if dtype is None:
+        msg = (
+            f"input {tensor.name!r}: datatype {tensor.datatype!r} is not supported; use one "
+            f"of {', '.join(DTYPES)}"
+        )
+        raise InvalidInputError(msg)
+    count = element_count(tensor.name, tensor.shape)
+    data = tensor.data
+    if isinstance(data, np.ndarray):
+        array = data
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        expected = count * dtype.itemsize
+        if len(data) != expected:
+            msg = (
+                f"input {tensor.name!r}: {len(data)} bytes of data, but shape "
+                f"{list(tensor.shape)} of {tensor.datatype} needs {expected}"
+            )
+            raise InvalidInputError(msg)
+        return np.frombuffer(data, dtype=dtype).reshape(tensor.shape)
+    else:
+        try:
+            array = np.asarray(data, dtype=dtype)
+        except (TypeError, ValueError) as exc:
+            msg = f"input {tensor.name!r}: data is not a list of {tensor.datatype} values ({exc})"
+            raise InvalidInputError(msg) from None
+    if array.size != count:
+        msg = (
+            f"input {tensor.name!r}: {array.size} values of data, but shape "
+            f"{list(tensor.shape)} needs {count}"
+        )
+        raise InvalidInputError(msg)
+    return np.ascontiguousarray(array.reshape(tensor.shape))
+
+
+def check(spec: ModelSpec, tensors: Sequence[InputTensor]) -> tuple[dict[str, np.ndarray], int]:
+    """Validate the request's inputs against the model; return feeds and events in it."""
+    feeds: dict[str, np.ndarray] = {}
+    events = -1
+    for t in tensors:
+        want = spec.input(t.name)
+        if want is None:
+            expected = ", ".join(repr(s.name) for s in spec.inputs)
+            msg = f"model {spec.name!r} has no input {t.name!r}; its inputs are {expected}"
+            raise InvalidInputError(msg)
+        if t.name in feeds:
+            msg = f"input {t.name!r} is given twice"
+            raise InvalidInputError(msg)
+        if t.datatype != want.datatype:
+            msg = (
+                f"input {t.name!r}: datatype {t.datatype} sent, model {spec.name!r} expects "
+                f"{want.datatype}"
+            )
+            raise InvalidInputError(msg)
+        expected_shape = want.shape(spec.batched)
+        ok = len(t.shape) == len(expected_shape) and all(
+            e in (-1, s) for e, s in zip(expected_shape, t.shape, strict=True)
+        )
+        if not ok:
+            msg = (
+                f"input {t.name!r}: shape {list(t.shape)} sent, model {spec.name!r} expects "
+                f"{expected_shape} (-1: any size)"
+            )
+            raise InvalidInputError(msg)
+        if spec.batched:
+            n = t.shape[0]
+            if n < 1 or n > spec.max_batch_size:
+                msg = (
+                    f"input {t.name!r}: batch of {n} events; model {spec.name!r} takes 1 to "
+                    f"{spec.max_batch_size} per request"
+                )
+                raise InvalidInputError(msg)
+            if events not in (-1, n):
+                msg = f"inputs disagree on the batch size ({events} and {n} events)"
+                raise InvalidInputError(msg)
+            events = n
+        feeds[t.name] = decode(t)
+    missing = [s.name for s in spec.inputs if s.name not in feeds]
+    if missing:
+        msg = f"model {spec.name!r} needs input(s) {', '.join(map(repr, missing))}"
+        raise InvalidInputError(msg)
+    return feeds, max(events, 1)
+
+
+def check_outputs(spec: ModelSpec, names: Sequence[str]) -> None:
+    for name in names:
+        if spec.output(name) is None:
+            expected = ", ".join(repr(s.name) for s in spec.outputs)
+            msg = f"model {spec.name!r} has no output {name!r}; its outputs are {expected}"
+            raise InvalidInputError(msg)
+
+
+def _int_parameter(parameters: dict[str, Any], key: str) -> int:
+    value = parameters.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        msg = f"request parameter {key!r} must be a whole number ≥ 0, not {value!r}"
+        raise InvalidInputError(msg)
+    return value
+
+
+class Core:
+    """What both front ends call. Thread-safe."""
+
+    def __init__(self, repository: ModelRepository) -> None:
+        self.repository = repository
+
+    def prepare(
+        self,
+        model: str,
+        version: str,
+        tensors: Sequence[InputTensor],
+        outputs: Sequence[str],
+        parameters: dict[str, Any],
+        loop: Any = None,
+    ) -> tuple[LoadedModel, Pending]:
+        """Validate a request and build its :class:`Pending` (not yet queued)."""
+        loaded = self.repository.get(model, version)
+        spec = loaded.spec
+        try:
+            feeds, events = check(spec, tensors)
+            check_outputs(spec, outputs)
+            priority = _int_parameter(parameters, "priority")
+            if priority > spec.batching.priority_levels:
+                msg = (
+                    f"priority {priority} is out of range; model {spec.name!r} has levels 1 "
+                    f"to {spec.batching.priority_levels} (0: default)"
+                )
+                raise InvalidInputError(msg)
+            timeout = _int_parameter(parameters, "timeout")
+        except ServingError:
+            loaded.stats.failed()
+            raise
+        policy = spec.batching.queue
+        if not timeout or not policy.allow_timeout_override:
+            timeout = policy.timeout_us
+        pending = Pending(feeds, events, priority=priority, timeout_us=timeout, loop=loop)
+        return loaded, pending
+
+    def submit(self, loaded: LoadedModel, pending: Pending) -> LoadedModel:
+        """Queue ``pending``; if its version was just swapped out, on the version now serving."""
+        for _ in range(3):
+            try:
+                loaded.batcher.submit(pending)
+                return loaded
+            except RetiredError:
+                loaded = self.repository.get(loaded.spec.name, "")
+            except ServingError:
+                loaded.stats.failed()
+                raise
+        msg = f"model {loaded.spec.name!r} is being swapped; retry"
+        from luminary.serving._errors import UnavailableError
+
+        raise UnavailableError(msg)

@@ -1,0 +1,98 @@
+"""Answers both front ends share: server and model metadata, configuration, statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+
+from luminary.serving._config import to_proto
+from luminary.serving._errors import ServingError
+from luminary.serving._repository import LoadedModel, ModelRepository
+
+SERVER_NAME = "luminary"
+EXTENSIONS = (
+    "binary_tensor_data",
+    "model_repository",
+    "statistics",
+    "schedule_policy",
+)
+
+
+def server_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("luminary")
+    except PackageNotFoundError:  # running from a source tree
+        return "0"
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER_NAME, "version": server_version(), "extensions": list(EXTENSIONS)}
+
+
+def metadata_json(repo: ModelRepository, name: str, version: str) -> dict[str, Any]:
+    loaded = repo.get(name, version)
+    spec = loaded.spec
+    versions = sorted(repo.entry(name).versions, key=int) if not version else [version]
+    return {
+        "name": spec.name,
+        "versions": versions,
+        "platform": spec.platform,
+        "inputs": [
+            {"name": t.name, "datatype": t.datatype, "shape": t.shape(spec.batched)}
+            for t in spec.inputs
+        ],
+        "outputs": [
+            {"name": t.name, "datatype": t.datatype, "shape": t.shape(spec.batched)}
+            for t in spec.outputs
+        ],
+    }
+
+
+def config_proto(loaded: LoadedModel) -> Any:
+    return to_proto(loaded.spec, {"luminary_source": loaded.origin, "device": loaded.device})
+
+
+def _ints(value: Any) -> Any:
+    """protobuf's JSON writes 64-bit integers as strings; the protocol's JSON has numbers."""
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+def config_json(loaded: LoadedModel) -> dict[str, Any]:
+    raw = json_format.MessageToDict(config_proto(loaded), preserving_proto_field_name=True)
+    params = raw.pop("parameters", {})
+    out: dict[str, Any] = _ints(raw)
+    out["parameters"] = params  # string values stay strings
+    return out
+
+
+def statistics_json(repo: ModelRepository, name: str, version: str) -> dict[str, Any]:
+    """``{"model_stats": [...]}`` for one model (``name``) or all (``""``)."""
+    stats = []
+    names = [name] if name else repo.names()
+    for n in names:
+        entry = repo.entry(n)
+        if version:
+            loaded = entry.versions.get(version)
+            if loaded is None:
+                msg = f"model {n!r} has no ready version {version!r}"
+                raise _unavailable(msg)
+            stats.append(loaded.stats.to_dict(n, version))
+            continue
+        for v, loaded in sorted(entry.versions.items(), key=lambda kv: int(kv[0])):
+            stats.append(loaded.stats.to_dict(n, v))
+    return {"model_stats": stats}
+
+
+def _unavailable(msg: str) -> ServingError:
+    from luminary.serving._errors import UnavailableError
+
+    return UnavailableError(msg)

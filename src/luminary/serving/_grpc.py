@@ -1,0 +1,292 @@
+"""KServe v2 over gRPC: service ``inference.GRPCInferenceService``, as Triton serves it.
+
+A synchronous grpcio server with a thread pool (on one core it answers more requests per
+second than ``grpc.aio``). Tensors arrive in ``raw_input_contents`` (NumPy views, no copy) or
+in typed ``contents``; outputs always go back in ``raw_output_contents``, as Triton's clients
+expect. ``ModelStreamInfer`` pipelines: a reader thread queues each request as it arrives and
+the responses stream back in order.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+
+from luminary.serving._batcher import Pending
+from luminary.serving._core import Core, InputTensor
+from luminary.serving._errors import InvalidInputError, ServingError
+from luminary.serving._frontend import (
+    EXTENSIONS,
+    SERVER_NAME,
+    config_proto,
+    metadata_json,
+    server_version,
+    statistics_json,
+)
+from luminary.serving._proto import grpc_service_pb2 as pb
+from luminary.serving._repository import LoadedModel
+from luminary.serving._types import CONTENTS_FIELD
+
+SERVICE = "inference.GRPCInferenceService"
+MAX_MESSAGE = 1 << 30
+
+
+def _parameters(params: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        which = value.WhichOneof("parameter_choice")
+        out[key] = getattr(value, which) if which else None
+    return out
+
+
+def _tensors(request: Any) -> list[InputTensor]:
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        msg = (
+            f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; "
+            "give one per input, in order"
+        )
+        raise InvalidInputError(msg)
+    tensors = []
+    for i, t in enumerate(request.inputs):
+        data: Any
+        if raw:
+            data = raw[i]
+        else:
+            field = CONTENTS_FIELD.get(t.datatype)
+            if field is None:
+                msg = f"input {t.name!r}: datatype {t.datatype!r} cannot be sent in 'contents'"
+                raise InvalidInputError(msg)
+            data = list(getattr(t.contents, field))
+        tensors.append(InputTensor(t.name, t.datatype, tuple(t.shape), data))
+    return tensors
+
+
+def _response(loaded: LoadedModel, request: Any, pending: Pending) -> Any:
+    if pending.error is not None:
+        raise pending.error
+    result = pending.result
+    assert result is not None
+    response = pb.ModelInferResponse(
+        model_name=loaded.spec.name, model_version=loaded.spec.version, id=request.id
+    )
+    names = [o.name for o in request.outputs] or [t.name for t in loaded.spec.outputs]
+    for name in names:
+        array = result[name]
+        spec = loaded.spec.output(name)
+        assert spec is not None
+        response.outputs.add(name=name, datatype=spec.datatype, shape=array.shape)
+        response.raw_output_contents.append(array.tobytes())
+    return response
+
+
+class Servicer:
+    """The service's methods; registered as a generic handler (no generated stubs needed)."""
+
+    def __init__(self, core: Core, live: Any = lambda: True) -> None:
+        self.core = core
+        self.live = live
+
+    def _start(self, request: Any, context: Any) -> tuple[LoadedModel, Pending]:
+        parameters = _parameters(request.parameters)
+        remaining = context.time_remaining() if context is not None else None
+        if remaining is not None and "timeout" not in parameters:
+            parameters["timeout"] = max(1, int(remaining * 1e6))
+        core = self.core
+        loaded, pending = core.prepare(
+            request.model_name,
+            request.model_version,
+            _tensors(request),
+            [o.name for o in request.outputs],
+            parameters,
+        )
+        return core.submit(loaded, pending), pending
+
+    def ModelInfer(self, request: Any, context: Any) -> Any:
+        try:
+            loaded, pending = self._start(request, context)
+            pending.wait()
+            return _response(loaded, request, pending)
+        except ServingError as exc:
+            context.abort(getattr(grpc.StatusCode, exc.grpc_code), str(exc))
+            raise  # abort raises; this keeps type checkers informed
+
+    def ModelStreamInfer(self, requests: Iterator[Any], context: Any) -> Iterator[Any]:
+        inflight: queue.Queue[Any] = queue.Queue(maxsize=256)
+        done = object()
+
+        def reader() -> None:
+            try:
+                for request in requests:
+                    try:
+                        loaded, pending = self._start(request, None)
+                        inflight.put((request, loaded, pending, None))
+                    except ServingError as exc:
+                        inflight.put((request, None, None, exc))
+            except grpc.RpcError:
+                pass  # the client went away; the stream ends
+            finally:
+                inflight.put(done)
+
+        threading.Thread(target=reader, name="lm-grpc-stream", daemon=True).start()
+        while True:
+            item = inflight.get()
+            if item is done:
+                return
+            request, loaded, pending, error = item
+            if error is None:
+                pending.wait()
+                try:
+                    yield pb.ModelStreamInferResponse(
+                        infer_response=_response(loaded, request, pending)
+                    )
+                    continue
+                except ServingError as exc:
+                    error = exc
+            yield pb.ModelStreamInferResponse(
+                error_message=str(error),
+                infer_response=pb.ModelInferResponse(model_name=request.model_name, id=request.id),
+            )
+
+    def ServerLive(self, request: Any, context: Any) -> Any:
+        return pb.ServerLiveResponse(live=bool(self.live()))
+
+    def ServerReady(self, request: Any, context: Any) -> Any:
+        return pb.ServerReadyResponse(ready=bool(self.live()) and self.core.repository.ready())
+
+    def ModelReady(self, request: Any, context: Any) -> Any:
+        try:
+            self.core.repository.get(request.name, request.version)
+        except ServingError:
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=True)
+
+    def ServerMetadata(self, request: Any, context: Any) -> Any:
+        return pb.ServerMetadataResponse(
+            name=SERVER_NAME, version=server_version(), extensions=list(EXTENSIONS)
+        )
+
+    def _guard(self, context: Any, fn: Any) -> Any:
+        try:
+            return fn()
+        except ServingError as exc:
+            context.abort(getattr(grpc.StatusCode, exc.grpc_code), str(exc))
+            raise
+
+    def ModelMetadata(self, request: Any, context: Any) -> Any:
+        def answer() -> Any:
+            meta = metadata_json(self.core.repository, request.name, request.version)
+            return json_format.ParseDict(meta, pb.ModelMetadataResponse())
+
+        return self._guard(context, answer)
+
+    def ModelConfig(self, request: Any, context: Any) -> Any:
+        def answer() -> Any:
+            loaded = self.core.repository.get(request.name, request.version)
+            return pb.ModelConfigResponse(config=config_proto(loaded))
+
+        return self._guard(context, answer)
+
+    def ModelStatistics(self, request: Any, context: Any) -> Any:
+        def answer() -> Any:
+            stats = statistics_json(self.core.repository, request.name, request.version)
+            return json_format.ParseDict(stats, pb.ModelStatisticsResponse())
+
+        return self._guard(context, answer)
+
+    def RepositoryIndex(self, request: Any, context: Any) -> Any:
+        rows = self.core.repository.index()
+        if request.ready:
+            rows = [r for r in rows if r["state"] == "READY"]
+        response = pb.RepositoryIndexResponse()
+        for r in rows:
+            response.models.add(**r)
+        return response
+
+    def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
+        def answer() -> Any:
+            if any(k == "config" or k.startswith("file:") for k in request.parameters):
+                msg = (
+                    "loading a model with an uploaded configuration or files is not "
+                    "supported; put the model in the repository or the registry"
+                )
+                raise InvalidInputError(msg)
+            entry = self.core.repository.load(request.model_name, force=True)
+            if not entry.versions:
+                msg = f"failed to load {request.model_name!r}: {entry.reason}"
+                raise InvalidInputError(msg)
+            return pb.RepositoryModelLoadResponse()
+
+        return self._guard(context, answer)
+
+    def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
+        def answer() -> Any:
+            self.core.repository.unload(request.model_name)
+            return pb.RepositoryModelUnloadResponse()
+
+        return self._guard(context, answer)
+
+
+_UNARY = {
+    "ServerLive": (pb.ServerLiveRequest, pb.ServerLiveResponse),
+    "ServerReady": (pb.ServerReadyRequest, pb.ServerReadyResponse),
+    "ModelReady": (pb.ModelReadyRequest, pb.ModelReadyResponse),
+    "ServerMetadata": (pb.ServerMetadataRequest, pb.ServerMetadataResponse),
+    "ModelMetadata": (pb.ModelMetadataRequest, pb.ModelMetadataResponse),
+    "ModelInfer": (pb.ModelInferRequest, pb.ModelInferResponse),
+    "ModelConfig": (pb.ModelConfigRequest, pb.ModelConfigResponse),
+    "ModelStatistics": (pb.ModelStatisticsRequest, pb.ModelStatisticsResponse),
+    "RepositoryIndex": (pb.RepositoryIndexRequest, pb.RepositoryIndexResponse),
+    "RepositoryModelLoad": (pb.RepositoryModelLoadRequest, pb.RepositoryModelLoadResponse),
+    "RepositoryModelUnload": (
+        pb.RepositoryModelUnloadRequest,
+        pb.RepositoryModelUnloadResponse,
+    ),
+}
+
+
+def build_server(
+    core: Core,
+    address: str,
+    *,
+    threads: int = 32,
+    max_inflight: int = 0,
+    live: Any = lambda: True,
+) -> tuple[grpc.Server, int]:
+    """A started-ready (not yet started) gRPC server bound to ``address``; returns the port."""
+    servicer = Servicer(core, live)
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for name, (req, resp) in _UNARY.items():
+        handlers[name] = grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=req.FromString,
+            response_serializer=resp.SerializeToString,
+        )
+    handlers["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
+        servicer.ModelStreamInfer,
+        request_deserializer=pb.ModelInferRequest.FromString,
+        response_serializer=pb.ModelStreamInferResponse.SerializeToString,
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lm-grpc"),
+        handlers=[grpc.method_handlers_generic_handler(SERVICE, handlers)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.so_reuseport", 1),
+        ],
+        maximum_concurrent_rpcs=max_inflight or None,
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        msg = f"cannot listen for gRPC on {address}: the address is in use or not local"
+        from luminary.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(msg)
+    return server, port

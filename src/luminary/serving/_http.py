@@ -1,0 +1,357 @@
+"""KServe v2 over HTTP/REST, as Triton speaks it: a bare ASGI application.
+
+No web framework on this path: routing is a split of the path, the JSON header is parsed with
+orjson when installed, and binary tensors (Triton's binary tensor extension, announced by the
+``Inference-Header-Content-Length`` header) become NumPy views over the request body. Errors
+answer ``{"error": message}`` with 400 (bad request), 404 (no such model), 503 (not ready,
+overloaded, timed out) or 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from luminary.serving._core import Core, InputTensor
+from luminary.serving._errors import InvalidInputError, ModelNotFoundError, ServingError
+from luminary.serving._frontend import (
+    config_json,
+    metadata_json,
+    server_metadata,
+    statistics_json,
+)
+
+try:  # orjson is in the server extra; the standard library is the fallback
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+    _dumps: Callable[[Any], bytes] = orjson.dumps
+except ImportError:  # pragma: no cover - exercised only without the extra
+    _loads = json.loads
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+HEADER_LENGTH = b"inference-header-content-length"
+MAX_BODY = 1 << 30
+_JSON = [(b"content-type", b"application/json")]
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _json_response(status: int, body: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    return status, _JSON, _dumps(body)
+
+
+class InferenceApp:
+    """The ASGI application; one per server process."""
+
+    def __init__(self, core: Core, *, live: Callable[[], bool] = lambda: True) -> None:
+        self.core = core
+        self.live = live
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        method = scope["method"]
+        try:
+            body = await _read_body(scope, receive) if method == "POST" else b""
+            status, headers, payload = await self._route(method, scope["path"], scope, body)
+        except ServingError as exc:
+            status, headers, payload = _json_response(exc.http_status, {"error": str(exc)})
+        except HttpError as exc:
+            status, headers, payload = _json_response(exc.status, {"error": str(exc)})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _route(
+        self, method: str, path: str, scope: Scope, body: bytes
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        parts = path.strip("/").split("/")
+        if not parts or parts[0] != "v2":
+            raise HttpError(404, f"no endpoint {path}; the protocol's endpoints start with /v2")
+        rest = parts[1:]
+        repo = self.core.repository
+        if method == "POST" and len(rest) >= 2 and rest[0] == "models" and rest[-1] == "infer":
+            name, version = _model_path(rest[1:-1])
+            return await self._infer(name, version, scope, body)
+        if method == "GET":
+            if not rest:
+                return _json_response(200, server_metadata())
+            if rest == ["health", "live"]:
+                return (200 if self.live() else 503), [], b""
+            if rest == ["health", "ready"]:
+                return (200 if self.live() and repo.ready() else 503), [], b""
+            if rest == ["models", "stats"]:
+                return _json_response(200, statistics_json(repo, "", ""))
+            if len(rest) >= 2 and rest[0] == "models":
+                tail = rest[-1]
+                if tail in ("ready", "config", "stats"):
+                    name, version = _model_path(rest[1:-1])
+                    if tail == "ready":
+                        try:
+                            repo.get(name, version)
+                        except ServingError:
+                            return 400, [], b""
+                        return 200, [], b""
+                    if tail == "config":
+                        return _json_response(200, config_json(repo.get(name, version)))
+                    return _json_response(200, statistics_json(repo, name, version))
+                name, version = _model_path(rest[1:])
+                return _json_response(200, metadata_json(repo, name, version))
+        if method == "POST" and rest[:1] == ["repository"]:
+            return await self._repository(rest[1:], body)
+        raise HttpError(404, f"no endpoint {method} {path}")
+
+    async def _repository(
+        self, rest: list[str], body: bytes
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        repo = self.core.repository
+        request = _parse_json(body) if body else {}
+        if rest == ["index"]:
+            rows = repo.index()
+            if request.get("ready"):
+                rows = [r for r in rows if r["state"] == "READY"]
+            return _json_response(200, [{k: v for k, v in r.items() if v} for r in rows])
+        if len(rest) == 3 and rest[0] == "models" and rest[2] in ("load", "unload"):
+            name = rest[1]
+            params = request.get("parameters") or {}
+            if any(k == "config" or k.startswith("file:") for k in params):
+                raise HttpError(
+                    400,
+                    "loading a model with an uploaded configuration or files is not "
+                    "supported; put the model in the repository or the registry",
+                )
+            loop = asyncio.get_running_loop()
+            if rest[2] == "load":
+                entry = await loop.run_in_executor(None, lambda: repo.load(name, force=True))
+                if not entry.versions:
+                    raise HttpError(400, f"failed to load {name!r}: {entry.reason}")
+            else:
+                repo.entry(name)
+                await loop.run_in_executor(None, repo.unload, name)
+            return 200, _JSON, b"{}"
+        raise HttpError(404, "no such repository endpoint")
+
+    async def _infer(
+        self, name: str, version: str, scope: Scope, body: bytes
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        header_length = None
+        encoding = None
+        for key, value in scope["headers"]:
+            if key == HEADER_LENGTH:
+                header_length = value
+            elif key == b"content-encoding":
+                encoding = value
+        if encoding is not None:
+            body = _decompress(encoding, body)
+        if header_length is not None:
+            try:
+                json_size = int(header_length)
+            except ValueError:
+                json_size = -1
+            if json_size < 0 or json_size > len(body):
+                msg = (
+                    f"Inference-Header-Content-Length is {header_length.decode(errors='replace')}"
+                    f" but the body has {len(body)} bytes"
+                )
+                raise InvalidInputError(msg)
+        else:
+            json_size = len(body)
+        request = _parse_json(body[:json_size])
+        view = memoryview(body)
+        offset = json_size
+        tensors = []
+        inputs = request.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            msg = "the request has no 'inputs' list"
+            raise InvalidInputError(msg)
+        for item in inputs:
+            if not isinstance(item, dict):
+                msg = "each entry of 'inputs' must be an object"
+                raise InvalidInputError(msg)
+            tname = item.get("name")
+            datatype = item.get("datatype")
+            shape = item.get("shape")
+            if not isinstance(tname, str) or not isinstance(datatype, str):
+                msg = "each input needs a 'name' and a 'datatype'"
+                raise InvalidInputError(msg)
+            if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) for d in shape
+            ):
+                msg = f"input {tname!r}: 'shape' must be a list of integers"
+                raise InvalidInputError(msg)
+            params = item.get("parameters") or {}
+            size = params.get("binary_data_size") if isinstance(params, dict) else None
+            if size is not None:
+                if not isinstance(size, int) or size < 0:
+                    msg = f"input {tname!r}: bad binary_data_size {size!r}"
+                    raise InvalidInputError(msg)
+                if offset + size > len(body):
+                    msg = (
+                        f"input {tname!r}: binary_data_size {size} runs past the end of the "
+                        f"body ({len(body) - offset} bytes left); the body is truncated"
+                    )
+                    raise InvalidInputError(msg)
+                data: Any = view[offset : offset + size]
+                offset += size
+            else:
+                data = item.get("data")
+                if data is None:
+                    msg = f"input {tname!r} has neither 'data' nor binary data"
+                    raise InvalidInputError(msg)
+            tensors.append(InputTensor(tname, datatype, tuple(shape), data))
+        if offset != len(body):
+            msg = f"the body has {len(body) - offset} bytes beyond the declared binary inputs"
+            raise InvalidInputError(msg)
+        parameters = request.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            msg = "'parameters' must be an object"
+            raise InvalidInputError(msg)
+        wanted = request.get("outputs")
+        requested: list[tuple[str, bool]] = []
+        binary_default = bool(parameters.get("binary_data_output", False))
+        if wanted:
+            if not isinstance(wanted, list):
+                msg = "'outputs' must be a list"
+                raise InvalidInputError(msg)
+            for out in wanted:
+                if not isinstance(out, dict) or not isinstance(out.get("name"), str):
+                    msg = "each entry of 'outputs' needs a 'name'"
+                    raise InvalidInputError(msg)
+                p = out.get("parameters") or {}
+                requested.append((out["name"], bool(p.get("binary_data", binary_default))))
+        loop = asyncio.get_running_loop()
+        core = self.core
+        loaded, pending = core.prepare(
+            name, version, tensors, [n for n, _ in requested], parameters, loop=loop
+        )
+        loaded = core.submit(loaded, pending)
+        assert pending.future is not None
+        await pending.future
+        if pending.error is not None:
+            raise pending.error
+        result = pending.result
+        assert result is not None
+        if not requested:
+            requested = [(t.name, binary_default) for t in loaded.spec.outputs]
+        outputs = []
+        blobs = []
+        for oname, binary in requested:
+            array = result[oname]
+            spec = loaded.spec.output(oname)
+            assert spec is not None
+            entry: dict[str, Any] = {
+                "name": oname,
+                "datatype": spec.datatype,
+                "shape": list(array.shape),
+            }
+            if binary:
+                raw = array.tobytes()
+                entry["parameters"] = {"binary_data_size": len(raw)}
+                blobs.append(raw)
+            else:
+                entry["data"] = array.ravel().tolist()
+            outputs.append(entry)
+        response: dict[str, Any] = {
+            "model_name": loaded.spec.name,
+            "model_version": loaded.spec.version,
+            "outputs": outputs,
+        }
+        if "id" in request:
+            response["id"] = request["id"]
+        head = _dumps(response)
+        if not blobs:
+            return 200, _JSON, head
+        headers = [
+            (b"content-type", b"application/octet-stream"),
+            (HEADER_LENGTH, str(len(head)).encode()),
+        ]
+        return 200, headers, b"".join([head, *blobs])
+
+
+def _model_path(parts: list[str]) -> tuple[str, str]:
+    """``[name]`` or ``[name, "versions", v]``."""
+    from urllib.parse import unquote
+
+    if len(parts) == 1 and parts[0]:
+        return unquote(parts[0]), ""
+    if len(parts) == 3 and parts[1] == "versions" and parts[2]:
+        if not parts[2].isdigit():
+            msg = f"model version {parts[2]!r} is not a number"
+            raise InvalidInputError(msg)
+        return unquote(parts[0]), parts[2]
+    msg = "no such model endpoint"
+    raise ModelNotFoundError(msg)
+
+
+def _parse_json(raw: bytes | memoryview) -> dict[str, Any]:
+    try:
+        value = _loads(bytes(raw))
+    except (ValueError, UnicodeDecodeError) as exc:
+        msg = f"the request's JSON header does not parse: {exc}"
+        raise InvalidInputError(msg) from None
+    if not isinstance(value, dict):
+        msg = "the request's JSON header must be an object"
+        raise InvalidInputError(msg)
+    return value
+
+
+def _decompress(encoding: bytes, body: bytes) -> bytes:
+    try:
+        if encoding == b"gzip":
+            return gzip.decompress(body)
+        if encoding == b"deflate":
+            return zlib.decompress(body)
+    except (OSError, zlib.error, EOFError) as exc:
+        msg = f"the body is not valid {encoding.decode()}: {exc}"
+        raise InvalidInputError(msg) from None
+    msg = f"Content-Encoding {encoding.decode(errors='replace')} is not supported"
+    raise InvalidInputError(msg)
+
+
+async def _read_body(scope: Scope, receive: Receive) -> bytes:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise HttpError(400, "Content-Length is not a number") from None
+            if declared > MAX_BODY:
+                raise HttpError(413, f"body of {declared} bytes is over the {MAX_BODY} limit")
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpError(400, "the client disconnected before the body was complete")
+        chunk = message.get("body", b"")
+        if chunk:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise HttpError(413, f"body over the {MAX_BODY} byte limit")
+        if not message.get("more_body", False):
+            break
+    if len(chunks) == 1:
+        return bytes(chunks[0])
+    return b"".join(chunks)

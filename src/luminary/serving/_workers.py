@@ -1,0 +1,141 @@
+"""``luminary serve --workers N``: N server processes sharing the HTTP and gRPC ports.
+
+Each worker is a full server (own models, batcher and front ends) bound with SO_REUSEPORT, so
+the kernel spreads connections over them. The parent serves the metrics port, gathering each
+worker's metrics with a ``worker`` label, and forwards SIGTERM so every worker drains.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from luminary.errors import InvalidArgumentError
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _with_label(line: str, worker: int) -> str:
+    name, _, rest = line.partition("{")
+    if rest:
+        return f'{name}{{worker="{worker}",{rest}'
+    name, _, value = line.partition(" ")
+    return f'{name}{{worker="{worker}"}} {value}'
+
+
+def merge_metrics(texts: list[str]) -> str:
+    """Join workers' Prometheus texts family by family, adding a ``worker`` label."""
+    families: dict[str, list[str]] = {}
+    headers: dict[str, list[str]] = {}
+    for worker, text in enumerate(texts):
+        current = ""
+        for line in text.splitlines():
+            if line.startswith("# HELP "):
+                current = line.split()[2]
+                headers.setdefault(current, []).append(line)
+                families.setdefault(current, [])
+            elif line.startswith("# TYPE "):
+                current = line.split()[2]
+                if len(headers.get(current, [])) < 2:
+                    headers.setdefault(current, []).append(line)
+                families.setdefault(current, [])
+            elif line and not line.startswith("#"):
+                families.setdefault(current, []).append(_with_label(line, worker))
+    lines: list[str] = []
+    for name, samples in families.items():
+        lines += headers.get(name, [])[:2]
+        lines += samples
+    return "\n".join(lines) + "\n"
+
+
+def _arg_value(argv: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def run_workers(argv: list[str], workers: int, host: str, metrics_port: int) -> None:
+    args = list(argv[1:])
+    extra: list[str] = []
+    for flag, default in (("--http-port", "8000"), ("--grpc-port", "8001")):
+        if (_arg_value(args, flag) or default) == "0":
+            extra += [flag, str(_free_port(host))]
+    children: list[subprocess.Popen[str]] = []
+    metrics_ports: list[int] = []
+    for index in range(workers):
+        cmd = [
+            sys.executable,
+            "-m",
+            "luminary.cli",
+            *args,
+            *extra,
+            "--workers",
+            "1",
+            "--worker-index",
+            str(index),
+        ]
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        children.append(child)
+    try:
+        for child in children:
+            assert child.stdout is not None
+            line = child.stdout.readline().split()
+            if len(line) != 4 or line[0] != "ready":
+                msg = f"a worker failed to start (exit status {child.wait()})"
+                raise InvalidArgumentError(msg)
+            metrics_ports.append(int(line[3]))
+            print(f"worker {child.pid}: HTTP {line[1]}, gRPC {line[2]}", flush=True)
+        httpd = _metrics_server(host, metrics_port, metrics_ports)
+        print(f"{workers} workers; metrics on {host}:{httpd.server_address[1]}", flush=True)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        while not stop.wait(0.5):
+            if any(c.poll() is not None for c in children):
+                break
+        httpd.shutdown()
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            child.wait()
+
+
+def _metrics_server(host: str, port: int, ports: list[int]) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404, "metrics are at /metrics")
+                return
+            texts = []
+            for p in ports:
+                with urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=5) as r:
+                    texts.append(r.read().decode())
+            body = merge_metrics(texts).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    httpd = ThreadingHTTPServer((host, port), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, name="lm-metrics", daemon=True).start()
+    return httpd
