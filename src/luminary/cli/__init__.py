@@ -12,6 +12,7 @@ import typer
 
 from luminary.cli import (
     artifacts,
+    bench,
     datasets,
     demo,
     events,
@@ -39,6 +40,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(events.app, name="events")
+app.add_typer(bench.app, name="bench")
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)
 app.command("server")(server.server)

@@ -39,6 +39,7 @@ class DemoConfig:
     batch_size: int = 256
     lr: float = 1e-2
     seed: int = 0
+    serve: bool = True  # end by serving the production model and loading it over gRPC
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,15 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
 
     # 4. The best model as ONNX, checked against NumPy, registered and put in production.
     registered, max_diff = _register_best(cfg, best[0], best[3], val_set, con)
+    _report(con, cfg, results, best, points, parent.id, store, data.ref, registered, max_diff)
+
+    # 5. Inference as a service: the production model served, driven over gRPC.
+    if cfg.serve:
+        from luminary.demo._serve import serve_demo
+
+        serve_demo(f"{cfg.model}@production", val_set, con)
     elapsed = time.perf_counter() - t0
-    _report(
-        con, cfg, results, best, points, elapsed, parent.id, store, data.ref, registered, max_diff
-    )
+    con.print(f"[dim]demo finished in {elapsed:.1f} s[/]")
     return DemoResult(
         parent.id,
         best[0],
@@ -269,7 +275,6 @@ def _report(
     results: list[tuple[str, int, TrainResult, Any]],
     best: tuple[str, int, TrainResult, Any],
     points: int,
-    elapsed: float,
     parent_id: str,
     store: object,
     data_ref: str,
@@ -336,9 +341,9 @@ def _report(
         f"[cyan]luminary runs get {best[0]}[/] · "
         f"[cyan]luminary runs metrics {best[0]} val_auc[/] · "
         + (f"[cyan]luminary runs compare {best[0]} {others[0]}[/] · " if others else "")
-        + f"[cyan]luminary artifacts get {best[0]} model[/]"
+        + f"[cyan]luminary artifacts get {best[0]} model[/] · "
+        + f"[cyan]luminary serve {cfg.model}@production[/]"
     )
-    con.print(f"[dim]demo finished in {elapsed:.1f} s[/]")
 
 
 def _describe_db(store: object) -> str:

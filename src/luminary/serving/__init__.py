@@ -10,7 +10,8 @@ Layers, from the wire inwards:
 * ``_repository`` loads models from a folder or the registry and hot-swaps them when an alias
   moves; ``_config`` reads Triton's ``config.pbtxt``;
 * ``_metrics`` exposes Prometheus metrics with Triton's names; ``_stats`` feeds them;
-* ``_server`` runs it all; ``_loadgen`` is the load generator behind ``luminary bench serve``.
+* ``_server`` runs it all; ``_loadgen`` is the load generator behind ``luminary bench serve``
+  (``_control``: its client for the protocol's metadata and statistics calls).
 """
 
 from __future__ import annotations

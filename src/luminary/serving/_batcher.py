@@ -1,10 +1,12 @@
 """The dynamic batcher: requests from many clients merged into batches, one queue per model.
 
-Threads: front ends call :meth:`Batcher.submit` from any thread or event loop; each model
-instance owns one worker thread that forms a batch (under a formation lock, so exactly one
-thread waits for a batch to fill), runs it on its backend, splits the outputs back and
-completes each request. A request completes through a ``threading.Lock`` (sync callers) or an
-``asyncio`` future woken once per batch per event loop (async callers).
+Threads: front ends call :meth:`Batcher.submit` from any thread or event loop, or
+:meth:`Batcher.run` from a synchronous handler thread. One worker thread per model instance
+forms a batch (under a formation lock, so exactly one thread waits for a batch to fill), takes
+an idle instance, runs the batch, splits the outputs back and completes each request. A
+synchronous caller that finds an instance idle runs the batch itself instead (a leader), which
+saves two thread hand-overs per batch. A request completes through a ``threading.Lock`` (sync
+callers) or an ``asyncio`` future woken once per batch per event loop (async callers).
 
 Inputs are ``numpy`` views over the request bytes; the only copy on the way in is the
 concatenation into the batch (none when a batch holds one request).
@@ -31,6 +33,10 @@ from luminary.serving._types import ModelSpec
 from luminary.serving.backends import Backend
 
 DEFAULT_MAX_QUEUE_SIZE = 4096
+# A synchronous caller that ran its own batch keeps serving the queue while batches take less
+# than LEAD_CHEAP_NS each, for at most LEAD_EXTRA_NS more (its own answer waits meanwhile).
+LEAD_CHEAP_NS = 200_000
+LEAD_EXTRA_NS = 500_000
 
 
 class Pending:
@@ -127,11 +133,13 @@ class Batcher:
         self._closed = False
         self._inputs = [s.name for s in spec.inputs]
         self._outputs = [s.name for s in spec.outputs]
+        # Instances not running a batch. A worker thread per instance forms and runs batches;
+        # a synchronous caller that finds an instance idle runs the batch itself (see run()).
+        self._idle: list[Backend] = list(self._instances)
+        self._open_backends = len(self._instances)
         self._threads = [
-            threading.Thread(
-                target=self._work, args=(b,), name=f"lm-batch-{spec.name}-{i}", daemon=True
-            )
-            for i, b in enumerate(self._instances)
+            threading.Thread(target=self._work, name=f"lm-batch-{spec.name}-{i}", daemon=True)
+            for i in range(len(self._instances))
         ]
         for t in self._threads:
             t.start()
@@ -144,22 +152,81 @@ class Batcher:
         """Map a request's priority (0: the model's default) to a queue level, 1 first."""
         return self._default_priority if requested == 0 else requested
 
+    def _enqueue(self, p: Pending) -> None:
+        """Append ``p`` to its priority queue; the caller holds ``self._cond``."""
+        if self._closed:
+            raise RetiredError
+        if self._queued >= self._max_queue:
+            msg = (
+                f"model {self.spec.name!r} is overloaded: {self._queued} requests queued "
+                f"(max_queue_size {self._max_queue}); retry later or on another server"
+            )
+            raise UnavailableError(msg)
+        self._queues[self.priority_level(p.priority) - 1].append(p)
+        self._queued += 1
+        self._queued_events += p.events
+
     def submit(self, p: Pending) -> None:
         """Queue a request; raise :class:`UnavailableError` when the queue is full."""
-        level = self.priority_level(p.priority)
         with self._cond:
-            if self._closed:
-                raise RetiredError
-            if self._queued >= self._max_queue:
-                msg = (
-                    f"model {self.spec.name!r} is overloaded: {self._queued} requests queued "
-                    f"(max_queue_size {self._max_queue}); retry later or on another server"
-                )
-                raise UnavailableError(msg)
-            self._queues[level - 1].append(p)
-            self._queued += 1
-            self._queued_events += p.events
-            self._cond.notify()
+            self._enqueue(p)
+            if self._idle:  # else whoever hands an instance back wakes a worker
+                self._cond.notify()
+
+    def run(self, p: Pending, timeout: float | None = None) -> bool:
+        """Queue ``p`` and wait for it, from a synchronous caller (a gRPC handler thread).
+
+        When an instance is idle and no queue delay is configured, the calling thread forms
+        and runs the batch itself (with whatever else is queued), instead of waking a worker
+        and sleeping until it is done: on a busy core, each thread hand-over costs more than a
+        small model's whole batch. Returns False if ``timeout`` passed first.
+        """
+        with self._cond:
+            self._enqueue(p)
+            backend = self._idle.pop() if self._idle and not self._delay_ns else None
+            if backend is None and self._idle:
+                self._cond.notify()
+        if backend is not None:
+            try:
+                self._lead(backend, p)
+            finally:
+                self._release(backend)
+        return p.wait(timeout)
+
+    def _lead(self, backend: Backend, p: Pending) -> None:
+        """Run batches on ``backend`` until ``p`` is answered.
+
+        Then, while more requests wait and batches are cheap (a small model), keep running
+        them for up to :data:`LEAD_EXTRA_NS`: handing over to a worker thread would cost more.
+        """
+        done_at = 0
+        while True:
+            with self._cond:
+                batch = self._take(self._target()) if self._queued else []
+            if not batch:
+                return  # nothing left, or another instance took ``p``
+            t0 = time.monotonic_ns()
+            self._execute(backend, batch)
+            t1 = time.monotonic_ns()
+            if p.lock is not None and p.lock.locked():
+                continue
+            done_at = done_at or t1
+            if t1 - t0 > LEAD_CHEAP_NS or t1 - done_at > LEAD_EXTRA_NS:
+                return
+
+    def _release(self, backend: Backend) -> None:
+        """Give an instance back; after close() with nothing queued, close it."""
+        with self._cond:
+            if self._closed and not self._queued:
+                self._open_backends -= 1
+                close = True
+            else:
+                self._idle.append(backend)
+                close = False
+                if self._queued:
+                    self._cond.notify()
+        if close:
+            backend.close()
 
     def close(self, wait: bool = True) -> None:
         """Stop accepting requests; queued ones still run. ``wait`` joins the workers."""
@@ -169,19 +236,24 @@ class Batcher:
         if wait:
             for t in self._threads:
                 t.join()
-        for b in self._instances:
-            b.close()
+        # Instances are closed once the queue is drained, by the exiting workers or by a caller
+        # handing one back (``_release``): closing them here would fail the queued requests
+        # when ``wait`` is False (a hot swap).
 
     # -- workers ------------------------------------------------------------------------
 
-    def _work(self, backend: Backend) -> None:
+    def _work(self) -> None:
         while True:
             with self._form_lock:
-                batch = self._next_batch()
-            if batch is None:
+                got = self._next_batch()
+            if got is None:
                 return
-            if batch:
-                self._execute(backend, batch)
+            backend, batch = got
+            try:
+                if batch:
+                    self._execute(backend, batch)
+            finally:
+                self._release(backend)
 
     def _target(self) -> int:
         """How many events to wait for: a preferred size that can be formed, or the max."""
@@ -191,11 +263,17 @@ class Batcher:
                 return fits[-1]
         return self._max_batch
 
-    def _next_batch(self) -> list[Pending] | None:
+    def _next_batch(self) -> tuple[Backend, list[Pending]] | None:
+        """Wait for work and an idle instance; None when closed and drained."""
         cond = self._cond
         with cond:
-            while not self._queued:
-                if self._closed:
+            while not (self._queued and self._idle):
+                if self._closed and not self._queued:
+                    idle, self._idle = self._idle, []
+                    self._open_backends -= len(idle)
+                    for backend in idle:
+                        backend.close()
+                    cond.notify_all()  # the other workers exit too
                     return None
                 cond.wait()
             if self._delay_ns and not self._closed:
@@ -208,7 +286,9 @@ class Batcher:
                     if now >= until:
                         break
                     cond.wait((until - now) / 1e9)
-            return self._take(self._target())
+                if not self._queued:  # a synchronous caller ran them meanwhile
+                    return self._idle.pop(), []
+            return self._idle.pop(), self._take(self._target())
 
     def _take(self, target: int) -> list[Pending]:
         """Take requests in priority then arrival order, up to ``target`` events."""
@@ -262,23 +342,24 @@ class Batcher:
             t1 = time.monotonic_ns()
             outs = backend.run(feeds, self._outputs)
             t2 = time.monotonic_ns()
+            if self.spec.batched:
+                offset = 0
+                for p in batch:
+                    end = offset + p.events
+                    p.result = {n: o[offset:end] for n, o in zip(self._outputs, outs, strict=True)}
+                    offset = end
+            else:
+                batch[0].result = dict(zip(self._outputs, outs, strict=True))
         except Exception as exc:  # noqa: BLE001 - a runtime error fails this batch only
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             err = ModelExecutionError(f"model {self.spec.name!r} failed to run: {detail}")
             for p in batch:
+                p.result = None
                 p.error = err
             self._complete(batch)
             if self._observer is not None:
                 self._observer(None, len(batch))
             return
-        if self.spec.batched:
-            offset = 0
-            for p in batch:
-                end = offset + p.events
-                p.result = {n: o[offset:end] for n, o in zip(self._outputs, outs, strict=True)}
-                offset = end
-        else:
-            batch[0].result = dict(zip(self._outputs, outs, strict=True))
         t3 = time.monotonic_ns()
         self._complete(batch)
         if self._observer is not None:

@@ -1,7 +1,7 @@
 """Model configuration: ``config.pbtxt`` in, :class:`ModelSpec` out, and back to the protocol.
 
 A ``config.pbtxt`` is parsed with protobuf's text format into the protocol's ``ModelConfig``
-message (fields Luminary does not use are skipped with a warning, not refused), then merged
+message (fields Luminary does not use are skipped, not refused), then merged
 with what the model file declares: names, data types and shapes come from the file, the
 configuration may narrow them and sets batching, instances and threads. Without a
 configuration, a model whose inputs and outputs all have a free first dimension batches up
@@ -11,6 +11,7 @@ to :data:`DEFAULT_MAX_BATCH_SIZE` events with the dynamic batcher on.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,19 @@ log = logging.getLogger("luminary.serving")
 
 DEFAULT_MAX_BATCH_SIZE = 1024
 
+# ``model_warmup [ {...} ]``: the colon before a list of messages is optional in the text
+# format (Triton's examples omit it), but protobuf's skipper of unknown fields requires it.
+# Strings and comments are matched first so that nothing inside them changes.
+_LIST_WITHOUT_COLON = re.compile(
+    r"(\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|#[^\n]*)|\b([A-Za-z_]\w*)(\s*)\["
+)
+
+
+def _colon_before_lists(text: str) -> str:
+    return _LIST_WITHOUT_COLON.sub(
+        lambda m: m.group(0) if m.group(1) is not None else f"{m.group(2)}:{m.group(3)}[", text
+    )
+
 
 def read_config(path: Path) -> Any:
     """Parse a ``config.pbtxt``; a syntax error names the file, line and column."""
@@ -42,7 +56,7 @@ def read_config(path: Path) -> Any:
         raise InvalidArgumentError(msg) from exc
     config = mc.ModelConfig()
     try:
-        text_format.Parse(text, config, allow_unknown_field=True)
+        text_format.Parse(_colon_before_lists(text), config, allow_unknown_field=True)
     except text_format.ParseError as exc:
         msg = f"{path}: {exc}"
         raise InvalidArgumentError(msg) from exc

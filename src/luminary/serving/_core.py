@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 
 from luminary.serving._batcher import Pending
-from luminary.serving._errors import InvalidInputError, RetiredError, ServingError
+from luminary.serving._errors import (
+    InvalidInputError,
+    RetiredError,
+    ServingError,
+    UnavailableError,
+)
 from luminary.serving._repository import LoadedModel, ModelRepository
 from luminary.serving._types import DTYPES, ModelSpec
 
@@ -67,8 +72,10 @@ def decode(tensor: InputTensor) -> np.ndarray:
         return np.frombuffer(data, dtype=dtype).reshape(tensor.shape)
     else:
         try:
-            array = np.asarray(data, dtype=dtype)
-        except (TypeError, ValueError) as exc:
+            # values out of the type's range (256 as UINT8, 1e39 as FP32) are the client's error
+            with np.errstate(over="raise", invalid="raise"):
+                array = np.asarray(data, dtype=dtype)
+        except (TypeError, ValueError, ArithmeticError) as exc:
             msg = f"input {tensor.name!r}: data is not a list of {tensor.datatype} values ({exc})"
             raise InvalidInputError(msg) from None
     if array.size != count:
@@ -183,11 +190,18 @@ class Core:
         pending = Pending(feeds, events, priority=priority, timeout_us=timeout, loop=loop)
         return loaded, pending
 
-    def submit(self, loaded: LoadedModel, pending: Pending) -> LoadedModel:
-        """Queue ``pending``; if its version was just swapped out, on the version now serving."""
+    def submit(self, loaded: LoadedModel, pending: Pending, *, wait: bool = False) -> LoadedModel:
+        """Queue ``pending``; if its version was just swapped out, on the version now serving.
+
+        With ``wait`` (synchronous callers), also wait for the answer; the calling thread may
+        run the batch itself (:meth:`Batcher.run`).
+        """
         for _ in range(3):
             try:
-                loaded.batcher.submit(pending)
+                if wait:
+                    loaded.batcher.run(pending)
+                else:
+                    loaded.batcher.submit(pending)
                 return loaded
             except RetiredError:
                 loaded = self.repository.get(loaded.spec.name, "")
@@ -195,6 +209,4 @@ class Core:
                 loaded.stats.failed()
                 raise
         msg = f"model {loaded.spec.name!r} is being swapped; retry"
-        from luminary.serving._errors import UnavailableError
-
         raise UnavailableError(msg)

@@ -93,7 +93,7 @@ class Servicer:
         self.core = core
         self.live = live
 
-    def _start(self, request: Any, context: Any) -> tuple[LoadedModel, Pending]:
+    def _start(self, request: Any, context: Any, wait: bool = False) -> tuple[LoadedModel, Pending]:
         parameters = _parameters(request.parameters)
         remaining = context.time_remaining() if context is not None else None
         if remaining is not None and "timeout" not in parameters:
@@ -106,12 +106,11 @@ class Servicer:
             [o.name for o in request.outputs],
             parameters,
         )
-        return core.submit(loaded, pending), pending
+        return core.submit(loaded, pending, wait=wait), pending
 
     def ModelInfer(self, request: Any, context: Any) -> Any:
         try:
-            loaded, pending = self._start(request, context)
-            pending.wait()
+            loaded, pending = self._start(request, context, wait=True)
             return _response(loaded, request, pending)
         except ServingError as exc:
             context.abort(getattr(grpc.StatusCode, exc.grpc_code), str(exc))

@@ -239,6 +239,9 @@ class InferenceApp:
                     msg = "each entry of 'outputs' needs a 'name'"
                     raise InvalidInputError(msg)
                 p = out.get("parameters") or {}
+                if not isinstance(p, dict):
+                    msg = f"output {out['name']!r}: 'parameters' must be an object"
+                    raise InvalidInputError(msg)
                 requested.append((out["name"], bool(p.get("binary_data", binary_default))))
         loop = asyncio.get_running_loop()
         core = self.core

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from luminary.errors import InvalidArgumentError
 from luminary.serving._repository import ModelRepository
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -61,7 +62,7 @@ def render(repository: ModelRepository) -> str:
     rows: list[tuple[dict[str, str], dict[str, Any], Any]] = []
     for name in repository.names():
         entry = repository.entry(name)
-        for version, loaded in sorted(entry.versions.items()):
+        for version, loaded in sorted(entry.versions.items(), key=lambda kv: int(kv[0])):
             snap = loaded.stats.to_dict(name, version)
             rows.append(({"model": name, "version": version}, snap, loaded))
     lines: list[str] = []
@@ -154,7 +155,14 @@ class MetricsServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self._httpd = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            msg = (
+                f"cannot listen for metrics on {host}:{port}: {exc.strerror}; choose another "
+                "port (--metrics-port)"
+            )
+            raise InvalidArgumentError(msg) from exc
         self._httpd.daemon_threads = True
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(

@@ -340,9 +340,9 @@ class ModelRepository:
         with self._lock:
             entry = self.entry(name)
             old = entry.versions
+            new: dict[str, LoadedModel] = {}
             try:
                 files = entry.source.versions()
-                new: dict[str, LoadedModel] = {}
                 for vf in files:
                     kept = old.get(vf.version)
                     if kept is not None and kept.origin == vf.origin and not force:
@@ -350,6 +350,9 @@ class ModelRepository:
                     else:
                         new[vf.version] = self._load_version(name, vf)
             except (LuminaryError, OSError) as exc:
+                for version, loaded in new.items():  # versions loaded before the failure
+                    if old.get(version) is not loaded:
+                        loaded.batcher.close(wait=False)
                 entry.state, entry.reason = "UNAVAILABLE", str(exc)
                 log.warning("model %s failed to load: %s", name, exc)
                 return entry
