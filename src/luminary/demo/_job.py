@@ -23,6 +23,7 @@ from luminary.store.models import ParamValue
 if TYPE_CHECKING:
     from luminary.demo._deepsets import TrainResult
     from luminary.demo._jets import JetSample
+    from luminary.demo._serve import ServeResult
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
@@ -40,6 +41,7 @@ class DemoConfig:
     lr: float = 1e-2
     seed: int = 0
     serve: bool = True  # end by serving the production model and loading it over gRPC
+    serve_seconds: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class DemoResult:
     val_auc: float
     points_logged: int
     elapsed_s: float
+    serving: ServeResult | None = None
 
 
 def run_demo(config: DemoConfig | None = None, console: Console | None = None) -> DemoResult:
@@ -136,10 +139,11 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
     _report(con, cfg, results, best, points, parent.id, store, data.ref, registered, max_diff)
 
     # 5. Inference as a service: the production model served, driven over gRPC.
+    serving = None
     if cfg.serve:
         from luminary.demo._serve import serve_demo
 
-        serve_demo(f"{cfg.model}@production", val_set, con)
+        serving = serve_demo(f"{cfg.model}@production", val_set, con, seconds=cfg.serve_seconds)
     elapsed = time.perf_counter() - t0
     con.print(f"[dim]demo finished in {elapsed:.1f} s[/]")
     return DemoResult(
@@ -151,6 +155,7 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
         best[2].val_auc,
         points,
         elapsed,
+        serving,
     )
 
 

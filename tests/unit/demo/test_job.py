@@ -13,7 +13,7 @@ from luminary.demo._job import DemoConfig, run_demo
 def test_demo_trains_tracks_and_reports_where_things_are() -> None:
     buf = io.StringIO()
     result = run_demo(
-        DemoConfig(project="demo-test", n_jets=2000, epochs=2, hidden=(8, 16)),
+        DemoConfig(project="demo-test", n_jets=2000, epochs=2, hidden=(8, 16), serve_seconds=0.5),
         console=Console(file=buf, width=120),
     )
     text = buf.getvalue()
@@ -34,3 +34,10 @@ def test_demo_trains_tracks_and_reports_where_things_are() -> None:
     assert len(lm.get_metric_history(run.id, "train/loss")) == 2 * 7  # 1600 / 256 -> 7 steps
     paths = [a.path for a in lm.list_artifacts(run.id)]
     assert paths == ["model/config.json", "model/confusion.json", "model/deepsets.npz"]
+    # The last step serves the production model and drives it over gRPC with tritonclient.
+    assert "serving deepsets-jet-tagger@production" in text
+    assert result.serving is not None
+    assert result.serving.requests > 0
+    assert result.serving.failed == 0
+    assert result.serving.max_diff < 1e-5
+    assert result.serving.direct_jets_per_s > 0
