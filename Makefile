@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit bench bench-tracking bench-datasets proto clean
+.PHONY: demo test lint typecheck unit bench bench-tracking bench-datasets bench-serving proto clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,13 +32,18 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: bench-tracking bench-datasets
+bench: bench-tracking bench-datasets bench-serving
 
 bench-tracking: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/tracking_vs_mlflow.py
 
 bench-datasets: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/datasets_vs_dvc.py
+
+# Needs taskset (util-linux), h2load (Debian's nghttp2-client) and network access once, to fetch
+# Triton's perf_analyzer into ~/.cache/luminary-bench.
+bench-serving: $(STAMP)
+	$(BIN)/python benchmarks/serving.py
 
 # The serving protocol's messages, generated from src/luminary/serving/_proto/*.proto into a
 # private descriptor pool (see that package's docstring). Needs grpcio-tools.
