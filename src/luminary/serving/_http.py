@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from luminary.serving._core import Core, InputTensor
-from luminary.serving._errors import InvalidInputError, ModelNotFoundError, ServingError
+from luminary.serving._errors import (
+    InvalidInputError,
+    ModelNotFoundError,
+    ServingError,
+    UnavailableError,
+)
 from luminary.serving._frontend import (
     config_json,
     metadata_json,
@@ -59,9 +64,13 @@ def _json_response(status: int, body: Any) -> tuple[int, list[tuple[bytes, bytes
 class InferenceApp:
     """The ASGI application; one per server process."""
 
-    def __init__(self, core: Core, *, live: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self, core: Core, *, live: Callable[[], bool] = lambda: True, max_inflight: int = 0
+    ) -> None:
         self.core = core
         self.live = live
+        self.max_inflight = max_inflight  # 0: no limit
+        self._inflight = 0  # infer requests in progress (the event loop is single-threaded)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,7 +102,17 @@ class InferenceApp:
         repo = self.core.repository
         if method == "POST" and len(rest) >= 2 and rest[0] == "models" and rest[-1] == "infer":
             name, version = _model_path(rest[1:-1])
-            return await self._infer(name, version, scope, body)
+            if self.max_inflight and self._inflight >= self.max_inflight:
+                msg = (
+                    f"the server is overloaded: {self._inflight} requests in flight (limit "
+                    f"{self.max_inflight}, --max-inflight); retry later or on another server"
+                )
+                raise UnavailableError(msg)
+            self._inflight += 1
+            try:
+                return await self._infer(name, version, scope, body)
+            finally:
+                self._inflight -= 1
         if method == "GET":
             if not rest:
                 return _json_response(200, server_metadata())

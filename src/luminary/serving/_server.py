@@ -111,12 +111,11 @@ class InferenceServer:
         o = self.options
         sock = _listen(o.host, o.http_port, o.reuse_port)
         self.http_port = int(sock.getsockname()[1])
-        app = InferenceApp(self.core, live=self._is_live)
+        app = InferenceApp(self.core, live=self._is_live, max_inflight=o.max_inflight)
         kwargs: dict[str, Any] = {
             "log_level": "warning",
             "access_log": False,
             "lifespan": "off",
-            "limit_concurrency": o.max_inflight,
             "timeout_graceful_shutdown": 30,
         }
         try:
