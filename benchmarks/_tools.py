@@ -10,6 +10,10 @@ limits. They are found or installed into a cache folder outside the repository
   ships under hashed names; both wheels are fetched with ``pip download`` and only those three
   files are unpacked.
 
+``pytriton_python`` makes a separate virtual environment in the cache with ``nvidia-pytriton``
+(a Triton 2.51 server binary with the Python backend only), ``onnxruntime`` and ``numpy``, for
+the PyTriton anchor (``_pytriton_serve.py``); it is never installed into the project's venv.
+
 Each finder returns None and prints why when the tool cannot be had. Runners pin the load
 generator to one CPU with ``taskset -c`` and return plain dicts of numbers.
 """
@@ -34,6 +38,7 @@ PYTRITON = ("nvidia-pytriton==0.7.0", "manylinux_2_35_x86_64")
 PA_MEMBER = "tritonclient-2.41.0.data/data/bin/perf_analyzer"
 _TIME = r"([\d.]+)(us|ms|s)"
 PA_LIBS = {"libb64.so.0d": "libb64-", "libcudart.so.12": "libcudart-"}
+PYTRITON_VENV = (PYTRITON[0], "onnxruntime", "numpy")
 
 
 def _why(tool: str, reason: str) -> None:
@@ -140,6 +145,40 @@ def perf_analyzer(cache: Path | None = None) -> tuple[Path, dict[str, str]] | No
         _why("perf_analyzer", f"installed but does not run: {problem}")
         return None
     return binary, env
+
+
+def pytriton_python(cache: Path | None = None) -> Path | None:
+    """Python of ``<cache>/pytriton-venv`` with ``nvidia-pytriton``, onnxruntime and numpy.
+
+    The venv is created once; later calls only check that ``import pytriton`` works (and
+    recreate it when it does not). None, with the reason printed, when it cannot be had.
+    """
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        _why("pytriton", f"needs Linux x86_64, not {platform.system()} {platform.machine()}")
+        return None
+    venv = (cache or cache_dir()) / "pytriton-venv"
+    python = venv / "bin" / "python"
+    check = [str(python), "-c", "import pytriton, onnxruntime, numpy"]
+    if python.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
+        return python
+    shutil.rmtree(venv, ignore_errors=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    steps = {
+        f"python -m venv {venv}": [sys.executable, "-m", "venv", str(venv)],
+        f"pip install {' '.join(PYTRITON_VENV)}": [*pip, *PYTRITON_VENV],
+        "import pytriton": check,
+    }
+    for step, cmd in steps.items():
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1200)
+            problem = done.stderr.strip()[-300:] if done.returncode != 0 else None
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            problem = str(exc)
+        if problem is not None:
+            shutil.rmtree(venv, ignore_errors=True)
+            _why("pytriton", f"{step} failed: {problem}")
+            return None
+    return python
 
 
 def grpc_frame(message: bytes) -> bytes:

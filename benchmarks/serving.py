@@ -22,6 +22,9 @@ and against bare echo servers alike. What is measured:
 7. ``--workers 2``: the server on both cores (the generator then shares a core with it).
 8. Memory: 16 processes each running the tagger in-process vs one server plus 16 thin
    client processes.
+9. Triton: where the ``nvidia-pytriton`` package installs (into a separate virtual environment
+   in the cache folder), Triton 2.51 serving the same MLP through its Python backend
+   (PyTriton ``@batch``, ONNX Runtime inside), pinned to CPU 0 like Luminary.
 
 The machine is small and shared: every figure is a median of ``--repeats`` runs where it is
 repeated, and the load average is printed with the results.
@@ -203,7 +206,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short measurements (smoke run)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip (1-8)")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip (1-9)")
     args = parser.parse_args()
     skip = set(args.skip.split(",")) if args.skip else set()
     ms = 2000 if args.quick else 5000
@@ -345,6 +348,14 @@ def main() -> None:
         if "8" not in skip:
             results["memory"] = memory(repo, secs)
             print(f"8. memory: {results['memory']}")
+        if "9" not in skip:
+            try:
+                results["triton_pytriton"] = pytriton_anchor(
+                    repo / "mlp" / "1" / "model.onnx", Path(tmp), ms, repeats
+                )
+            except RuntimeError as exc:
+                print(f"9. PyTriton anchor skipped: {exc}", flush=True)
+                results["triton_pytriton"] = {"skipped": str(exc)}
         results["server_rss_mb"] = server_rss
     results["load_after"] = os.getloadavg()[0]
     if args.json:
@@ -393,6 +404,75 @@ def memory(repo: Path, seconds: float) -> dict[str, float]:
         "clients_16_mb": clients,
         "served_total_mb": served + clients,
     }
+
+
+def pytriton_anchor(
+    model: Path, tmp: Path, ms: int, repeats: int
+) -> dict[str, dict[str, float | str]]:
+    """Phase 9: the Triton anchor, Triton 2.51 serving the MLP through its Python backend.
+
+    ``_pytriton_serve.py`` runs under the venv from ``_tools.pytriton_python()`` (PyTriton
+    ``@batch``, ONNX Runtime one thread, dynamic batching 100 µs), pinned to CPU 0 with its
+    whole tree (tritonserver and the Python backend stubs inherit the affinity), in a session
+    of its own so that its process group can be killed when SIGTERM is not enough. Raises
+    RuntimeError when PyTriton is unavailable or the server does not come up; a measurement
+    perf_analyzer cannot make is recorded as ``{"error": ...}``.
+    """
+    from contextlib import suppress
+
+    from _tools import pytriton_python
+
+    python = pytriton_python()
+    if python is None:
+        raise RuntimeError("nvidia-pytriton is unavailable (reason above)")
+    ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+    cmd = ["taskset", "-c", str(SERVER_CPU), str(python)]
+    cmd += [str(ROOT / "benchmarks" / "_pytriton_serve.py"), str(model), "--name", "mlp"]
+    for name, port in ports.items():
+        cmd += [f"--{name}-port", str(port)]
+    log_path = tmp / "pytriton.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        urls = [f"http://127.0.0.1:{ports['http']}/v2/{p}" for p in ("health", "models/mlp")]
+        deadline = time.time() + 180
+        while urls:
+            if proc.poll() is not None or time.time() > deadline:
+                tail = log_path.read_text()[-1500:]
+                raise RuntimeError(f"PyTriton server did not become ready:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"{urls[0]}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        urls.pop(0)
+            except OSError:
+                time.sleep(0.5)
+        table: dict[str, dict[str, float | str]] = {}
+        for protocol in ("grpc", "http"):
+            for c in (1, 8, 32):
+                port = ports[protocol]
+                try:  # on a busy machine perf_analyzer may find no stable window: go on
+                    r = median_of(lambda p=port, pr=protocol, c=c: pa("mlp", p, pr, c, ms), repeats)
+                except RuntimeError as exc:
+                    why = str(exc).strip().splitlines()[-1]
+                    table[f"{protocol} c={c}"] = {"error": why}
+                    print(f"9. pytriton mlp {protocol:4} c={c:<3} failed: {why}", flush=True)
+                    continue
+                table[f"{protocol} c={c}"] = r
+                print(
+                    f"9. pytriton mlp {protocol:4} c={c:<3} {r['events_per_s']:>9,.0f} ev/s  "
+                    f"p50 {r['p50_ms']:.2f}  p90 {r['p90_ms']:.2f}  p99 {r['p99_ms']:.2f} ms",
+                    flush=True,
+                )
+        return table
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        with suppress(ProcessLookupError):  # whatever of the tree outlived the parent
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
