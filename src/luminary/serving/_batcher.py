@@ -86,7 +86,7 @@ class Pending:
         return self.lock.acquire(timeout=-1 if timeout is None else timeout)
 
 
-@dataclass
+@dataclass(slots=True)
 class BatchTimings:
     """What one executed batch cost, for statistics and metrics."""
 
@@ -304,13 +304,13 @@ class Batcher:
                     queue.popleft()
                     expired.append(p)
                     continue
-                if batch and events + p.events > target:
-                    break
-                shapes = [p.feeds[n].shape[1:] for n in self._inputs]
-                if first_shapes is None:
-                    first_shapes = shapes
-                elif shapes != first_shapes:
-                    break  # differently shaped events batch separately, order kept
+                if batch:
+                    if events + p.events > target:
+                        break
+                    if first_shapes is None:
+                        first_shapes = [batch[0].feeds[n].shape[1:] for n in self._inputs]
+                    if [p.feeds[n].shape[1:] for n in self._inputs] != first_shapes:
+                        break  # differently shaped events batch separately, order kept
                 queue.popleft()
                 batch.append(p)
                 events += p.events
@@ -342,7 +342,9 @@ class Batcher:
             t1 = time.monotonic_ns()
             outs = backend.run(feeds, self._outputs)
             t2 = time.monotonic_ns()
-            if self.spec.batched:
+            if len(batch) == 1:
+                batch[0].result = dict(zip(self._outputs, outs, strict=True))
+            elif self.spec.batched:
                 offset = 0
                 for p in batch:
                     end = offset + p.events
@@ -361,21 +363,21 @@ class Batcher:
                 self._observer(None, len(batch))
             return
         t3 = time.monotonic_ns()
-        self._complete(batch)
-        if self._observer is not None:
-            events = sum(p.events for p in batch)
+        if self._observer is not None:  # before waking anyone: this thread still has the CPU
+            enqueued = sum(p.enqueued_ns for p in batch)
             self._observer(
                 BatchTimings(
                     requests=len(batch),
-                    events=events,
-                    queue_ns=sum(t0 - p.enqueued_ns for p in batch),
-                    request_ns=sum(t3 - p.enqueued_ns for p in batch),
+                    events=sum(p.events for p in batch),
+                    queue_ns=t0 * len(batch) - enqueued,
+                    request_ns=t3 * len(batch) - enqueued,
                     input_ns=t1 - t0,
                     infer_ns=t2 - t1,
                     output_ns=t3 - t2,
                 ),
                 0,
             )
+        self._complete(batch)
 
     @staticmethod
     def _complete(batch: list[Pending]) -> None:
