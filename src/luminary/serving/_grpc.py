@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 
 from luminary.serving._batcher import Pending
 from luminary.serving._core import Core, InputTensor
@@ -86,6 +87,25 @@ def _response(loaded: LoadedModel, request: Any, pending: Pending) -> Any:
     return response
 
 
+def _invalid_message(message_type: Any, exc: Exception) -> str:
+    return f"the request is not a valid {message_type.DESCRIPTOR.full_name} message ({exc})"
+
+
+def _parsing(method: Any, message_type: Any) -> Any:
+    """``method`` taking the raw request bytes: parsed, or INVALID_ARGUMENT."""
+    parse = message_type.FromString
+
+    def handler(raw: bytes, context: Any) -> Any:
+        try:
+            request = parse(raw)
+        except DecodeError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _invalid_message(message_type, exc))
+            raise
+        return method(request, context)
+
+    return handler
+
+
 class Servicer:
     """The service's methods; registered as a generic handler (no generated stubs needed)."""
 
@@ -122,7 +142,13 @@ class Servicer:
 
         def reader() -> None:
             try:
-                for request in requests:
+                for raw in requests:
+                    try:
+                        request = pb.ModelInferRequest.FromString(raw)
+                    except DecodeError as exc:
+                        error = InvalidInputError(_invalid_message(pb.ModelInferRequest, exc))
+                        inflight.put((pb.ModelInferRequest(), None, None, error))
+                        continue
                     try:
                         loaded, pending = self._start(request, None)
                         inflight.put((request, loaded, pending, None))
@@ -261,15 +287,15 @@ def build_server(
     """A started-ready (not yet started) gRPC server bound to ``address``; returns the port."""
     servicer = Servicer(core, live)
     handlers: dict[str, grpc.RpcMethodHandler] = {}
+    # Requests arrive as bytes and are parsed here, so that bytes that are no valid message
+    # get INVALID_ARGUMENT naming the message (grpcio's own deserializer answers INTERNAL).
     for name, (req, resp) in _UNARY.items():
         handlers[name] = grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, name),
-            request_deserializer=req.FromString,
+            _parsing(getattr(servicer, name), req),
             response_serializer=resp.SerializeToString,
         )
     handlers["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
         servicer.ModelStreamInfer,
-        request_deserializer=pb.ModelInferRequest.FromString,
         response_serializer=pb.ModelStreamInferResponse.SerializeToString,
     )
     server = grpc.server(

@@ -614,3 +614,27 @@ def test_fuzz_grpc_never_answers_a_malformed_request_with_an_internal_error(
 
         refused()
     assert_serves(server, reference)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\xff\xff\xff\xff", b"\x0a\x05ab", b"\x3a\x80\x80\x80\x80\x10"],
+    ids=["bad-tag", "truncated-string", "huge-length"],
+)
+def test_grpc_refuses_bytes_that_are_no_message(
+    garbage: bytes, server: Any, channel: grpc.Channel, reference: Reference
+) -> None:
+    raw = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+    with pytest.raises(grpc.RpcError) as info:
+        raw(garbage, timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "inference.ModelInferRequest" in info.value.details()
+    metadata = channel.unary_unary("/inference.GRPCInferenceService/ModelMetadata")
+    with pytest.raises(grpc.RpcError) as info:
+        metadata(garbage, timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    stream = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")
+    replies = list(stream(iter([garbage]), timeout=30))
+    reply = service_pb2.ModelStreamInferResponse.FromString(replies[0])
+    assert "inference.ModelInferRequest" in reply.error_message
+    assert_serves(server, reference)
