@@ -209,8 +209,8 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated phases to skip (1-9)")
     args = parser.parse_args()
     skip = set(args.skip.split(",")) if args.skip else set()
-    ms = 2000 if args.quick else 5000
-    secs = 3.0 if args.quick else 8.0
+    ms = 2000 if args.quick else 4000
+    secs = 3.0 if args.quick else 6.0
     repeats = 1 if args.quick else args.repeats
     from luminary.testing.models import deepsets_tagger, mlp
 

@@ -43,6 +43,12 @@ MAX_INFLIGHT = typer.Option(
     help="Requests in flight per front end and process; beyond it requests are refused at "
     "once (HTTP 503, gRPC RESOURCE_EXHAUSTED) so clients can fall back.",
 )
+GRPC_THREADS = typer.Option(
+    "--grpc-threads",
+    min=1,
+    help="gRPC handler threads per process: how many gRPC requests are in flight at once "
+    "(fewer is faster for a small model on one core; more lets bigger batches form).",
+)
 POLL = typer.Option("--poll", min=0.1, help="Seconds between checks of followed aliases.")
 NO_HTTP = typer.Option("--no-http", help="Do not start the HTTP front end.")
 NO_GRPC = typer.Option("--no-grpc", help="Do not start the gRPC front end.")
@@ -80,6 +86,7 @@ def serve(
     threads: Annotated[int, THREADS] = 1,
     workers: Annotated[int, WORKERS] = 1,
     max_inflight: Annotated[int, MAX_INFLIGHT] = 512,
+    grpc_threads: Annotated[int, GRPC_THREADS] = 32,
     poll: Annotated[float, POLL] = 2.0,
     no_http: Annotated[bool, NO_HTTP] = False,
     no_grpc: Annotated[bool, NO_GRPC] = False,
@@ -107,6 +114,7 @@ def serve(
         http=not no_http,
         grpc=not no_grpc,
         max_inflight=max_inflight,
+        grpc_threads=grpc_threads,
         reuse_port=as_worker,
     )
     server = InferenceServer(repo, options)
