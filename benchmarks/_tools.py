@@ -257,6 +257,8 @@ def run_h2load(
             result[key] = float(m[2 * i + 1]) * scale[m[2 * i + 2]]
     ok = [float(r[2]) for r in rows if len(r) >= 3 and r[1].startswith("2")]
     result.update(_percentiles(ok))
+    refused = [float(r[2]) for r in rows if len(r) >= 3 and r[1].startswith("5")]
+    result.update({f"refused_{k}": v for k, v in _percentiles(refused).items()})
     if "requests_per_s" not in result:
         raise RuntimeError(f"could not parse h2load output:\n{out}")
     return result

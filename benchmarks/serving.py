@@ -8,23 +8,29 @@ the protocol-level measurements, ``h2load`` to replay one serialised request aga
 and against bare echo servers alike. What is measured:
 
 1. Small MLP (16→64→32→32→5), batch-1 requests, concurrency 1, 8, 32, 128, gRPC and HTTP
-   (binary tensors): events/s and p50/p90/p99 latency (perf_analyzer).
+   (binary tensors): events/s and p50/p90/p99 latency (perf_analyzer); gRPC streaming
+   (``ModelStreamInfer``) at 8 and 32.
 2. Front-end floors at 32 concurrent requests, same generator (h2load): a bare grpcio echo
    server (sync, thread pool) vs Luminary's gRPC ModelInfer, and a bare ASGI echo (uvicorn,
    httptools, uvloop) vs Luminary's HTTP infer, each replaying one serialised request.
 3. Requests of 256 events (small MLP, concurrency 8).
 4. Medium jet tagger (DeepSets, per event 20 jets, 30 constituents, 10 features), 32
-   clients over gRPC; the mean batch the server formed (from its statistics) is then run
-   in-process with ONNX Runtime on the same core: the ceiling.
+   clients over gRPC and over HTTP; the mean batch the server formed (from its statistics)
+   is then run in-process with ONNX Runtime on the same core: the ceiling.
 5. Direct inference: each model in-process, one event per call, on CPU 0.
 6. Overload: HTTP at 128 connections against a server allowing 32 in flight: how fast the
-   excess is refused and what happens to the p99 of the accepted requests.
+   excess is refused (latency of the 503 answers) and what happens to the p99 of the accepted
+   requests. h2load retries a refused request at once, so the offered load is a storm.
 7. ``--workers 2``: the server on both cores (the generator then shares a core with it).
 8. Memory: 16 processes each running the tagger in-process vs one server plus 16 thin
    client processes.
 9. Triton: where the ``nvidia-pytriton`` package installs (into a separate virtual environment
    in the cache folder), Triton 2.51 serving the same MLP through its Python backend
    (PyTriton ``@batch``, ONNX Runtime inside), pinned to CPU 0 like Luminary.
+10. Where a Python gRPC front end's time goes: grpcio servers whose handler does more and
+    more of Luminary's work (``_grpc_handler.py``: canned answer, parse, input checks, pure
+    Python spin of 20 and 40 µs, the full path), each replayed with h2load, with the server's
+    user CPU per request.
 
 The machine is small and shared: every figure is a median of ``--repeats`` runs where it is
 repeated, and the load average is printed with the results.
@@ -110,7 +116,15 @@ def rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
 
 
-def pa(model: str, port: int, protocol: str, c: int, ms: int, batch: int = 1) -> dict[str, float]:
+def pa(
+    model: str,
+    port: int,
+    protocol: str,
+    c: int,
+    ms: int,
+    batch: int = 1,
+    streaming: bool = False,
+) -> dict[str, float]:
     return run_perf_analyzer(
         model,
         f"127.0.0.1:{port}",
@@ -119,7 +133,13 @@ def pa(model: str, port: int, protocol: str, c: int, ms: int, batch: int = 1) ->
         batch_size=batch,
         measurement_ms=ms,
         cpu=CLIENT_CPU,
-        extra_args=["--stability-percentage", "30", "--max-trials", "8"],
+        extra_args=[
+            "--stability-percentage",
+            "30",
+            "--max-trials",
+            "8",
+            *(["--streaming"] if streaming else []),
+        ],
     )
 
 
@@ -206,7 +226,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short measurements (smoke run)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip (1-9)")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip (1-10)")
     args = parser.parse_args()
     skip = set(args.skip.split(",")) if args.skip else set()
     ms = 2000 if args.quick else 4000
@@ -250,6 +270,18 @@ def main() -> None:
                             f"p99 {r['p99_ms']:.2f} ms",
                             flush=True,
                         )
+                for c in (8, 32):
+
+                    def streamed(c: int = c) -> dict[str, float]:
+                        return pa("mlp", ports["grpc"], "grpc", c, ms, streaming=True)
+
+                    r = median_of(streamed, repeats)
+                    table[f"grpc-stream c={c}"] = r
+                    print(
+                        f"1. mlp grpc streaming c={c:<3} {r['events_per_s']:>9,.0f} ev/s  "
+                        f"p50 {r['p50_ms']:.2f}  p99 {r['p99_ms']:.2f} ms",
+                        flush=True,
+                    )
                 results["mlp_batch1"] = table
             if "2" not in skip:
                 lum_g = median_of(lambda: h2_grpc(ports["grpc"], grpc_payload, secs), repeats)
@@ -270,27 +302,33 @@ def main() -> None:
                     print(f"3. mlp 256-event requests {protocol}: {r['events_per_s']:,.0f} ev/s")
                 results["mlp_batch256"] = big
             if "4" not in skip:
-                before = stats(ports["http"], "tagger")
-                r = median_of(lambda: pa("tagger", ports["grpc"], "grpc", 32, ms), repeats)
-                after = stats(ports["http"], "tagger")
-                mean_batch = (after["events"] - before["events"]) / max(
-                    1, after["executions"] - before["executions"]
-                )
-                formed = max(1, round(mean_batch))
-                ceiling = in_process(
-                    repo / "tagger" / "1" / "model.onnx", TAGGER_SHAPE, formed, secs
-                )
-                results["tagger"] = {
-                    "served": r,
-                    "mean_batch": mean_batch,
-                    "in_process_at_formed_batch": ceiling,
-                    "ratio": r["events_per_s"] / ceiling,
-                }
-                print(
-                    f"4. tagger gRPC c=32: {r['events_per_s']:,.0f} ev/s (batch "
-                    f"{mean_batch:.1f}); in-process at batch {formed}: {ceiling:,.0f} → "
-                    f"{r['events_per_s'] / ceiling:.0%}"
-                )
+                tagger = repo / "tagger" / "1" / "model.onnx"
+                results["tagger"] = {}
+                for protocol in ("grpc", "http"):
+                    before = stats(ports["http"], "tagger")
+
+                    def tag(pr: str = protocol) -> dict[str, float]:
+                        return pa("tagger", ports[pr], pr, 32, ms)
+
+                    r = median_of(tag, repeats)
+                    after = stats(ports["http"], "tagger")
+                    mean_batch = (after["events"] - before["events"]) / max(
+                        1, after["executions"] - before["executions"]
+                    )
+                    formed = max(1, round(mean_batch))
+                    ceiling = in_process(tagger, TAGGER_SHAPE, formed, secs)
+                    results["tagger"][protocol] = {
+                        "served": r,
+                        "mean_batch": mean_batch,
+                        "in_process_at_formed_batch": ceiling,
+                        "ratio": r["events_per_s"] / ceiling,
+                    }
+                    print(
+                        f"4. tagger {protocol} c=32: {r['events_per_s']:,.0f} ev/s (batch "
+                        f"{mean_batch:.1f}, p99 {r['p99_ms']:.1f} ms); in-process at batch "
+                        f"{formed}: {ceiling:,.0f} → {r['events_per_s'] / ceiling:.0%}",
+                        flush=True,
+                    )
             server_rss = rss_mb(ports["pid"])
         if "5" not in skip:
             results["direct"] = {
@@ -357,10 +395,48 @@ def main() -> None:
                 print(f"9. PyTriton anchor skipped: {exc}", flush=True)
                 results["triton_pytriton"] = {"skipped": str(exc)}
         results["server_rss_mb"] = server_rss
+        if "10" not in skip:
+            results["grpc_handler_cost"] = grpc_handler_cost(repo, grpc_payload, secs, repeats)
     results["load_after"] = os.getloadavg()[0]
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+
+
+def grpc_handler_cost(
+    repo: Path, payload: Path, seconds: float, repeats: int
+) -> dict[str, dict[str, float]]:
+    """h2load against grpcio servers doing more and more of Luminary's work per request."""
+    import psutil
+
+    out = {}
+    for mode in ("raw", "parse", "check", "spin20", "spin40", "full"):
+        port = free_port()
+        cmd = ["taskset", "-c", str(SERVER_CPU), PY, str(ROOT / "benchmarks" / "_grpc_handler.py")]
+        cmd += [mode, "--port", str(port), "--repository", str(repo)]
+        proc = subprocess.Popen(cmd)
+        try:
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.2)
+            cpu0 = psutil.Process(proc.pid).cpu_times()
+            r = median_of(lambda p=port: h2_grpc(p, payload, seconds), repeats)
+            cpu1 = psutil.Process(proc.pid).cpu_times()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        served = r["requests_per_s"] * (seconds + 1) * repeats  # h2load warms up for 1 s
+        r["user_us_per_request"] = (cpu1.user - cpu0.user) / served * 1e6
+        out[mode] = r
+        print(
+            f"10. grpc handler {mode:6} {r['requests_per_s']:>7,.0f} req/s  "
+            f"{r['user_us_per_request']:.0f} µs user CPU per request",
+            flush=True,
+        )
+    return out
 
 
 def memory(repo: Path, seconds: float) -> dict[str, float]:

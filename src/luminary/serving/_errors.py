@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from luminary.errors import LuminaryError
+from luminary.errors import InvalidArgumentError, LuminaryError, NotFoundError
 
 
 class ServingError(LuminaryError):
-    """Base of the errors a request can end with; the message goes to the client as is."""
+    """Base of the errors a request can end with; the message goes to the client as is.
+
+    Bad input is also an :class:`~luminary.errors.InvalidArgumentError` and an unknown model a
+    :class:`~luminary.errors.NotFoundError`, so callers can catch the general errors.
+    """
 
     http_status = 500
     grpc_code = "INTERNAL"
 
 
-class InvalidInputError(ServingError):
+class InvalidInputError(ServingError, InvalidArgumentError):
     """The request is malformed: wrong tensor name, data type, shape or body size."""
 
     code = "invalid_argument"
@@ -20,7 +24,7 @@ class InvalidInputError(ServingError):
     grpc_code = "INVALID_ARGUMENT"
 
 
-class ModelNotFoundError(ServingError):
+class ModelNotFoundError(ServingError, NotFoundError):
     code = "not_found"
     http_status = 404
     grpc_code = "NOT_FOUND"

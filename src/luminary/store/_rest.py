@@ -41,10 +41,11 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
 
 def _codes() -> dict[str, type[LuminaryError]]:
+    """Error classes by code; where subclasses share a code, the most general one wins."""
     out: dict[str, type[LuminaryError]] = {}
     todo: list[type[LuminaryError]] = [LuminaryError]
     while todo:
-        cls = todo.pop()
+        cls = todo.pop(0)  # breadth first: a parent is seen before its subclasses
         out.setdefault(cls.code, cls)
         todo.extend(cls.__subclasses__())
     return out
