@@ -10,7 +10,7 @@ metrics (CPU, memory, open files) come from prometheus-client's own collectors a
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -134,29 +134,34 @@ def _process_metrics() -> bytes:
     return generate_latest(registry)
 
 
+def handler_for(produce: Callable[[], bytes]) -> type[BaseHTTPRequestHandler]:
+    """An ``http.server`` handler answering ``GET /metrics`` with ``produce()``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404, "metrics are at /metrics")
+                return
+            body = produce()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler
+
+
 class MetricsServer:
     """``GET /metrics`` on its own port, in a background thread."""
 
     def __init__(self, repository: ModelRepository, host: str, port: int) -> None:
-        repo = repository
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] != "/metrics":
-                    self.send_error(404, "metrics are at /metrics")
-                    return
-                body = render(repo).encode() + _process_metrics()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        handler = handler_for(lambda: render(repository).encode() + _process_metrics())
         try:
-            self._httpd = ThreadingHTTPServer((host, port), Handler)
+            self._httpd = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:
             msg = (
                 f"cannot listen for metrics on {host}:{port}: {exc.strerror}; choose another "

@@ -13,10 +13,10 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 
 from luminary.errors import InvalidArgumentError
+from luminary.serving._metrics import handler_for
 
 
 def _free_port(host: str) -> int:
@@ -116,26 +116,14 @@ def run_workers(argv: list[str], workers: int, host: str, metrics_port: int) -> 
 
 
 def _metrics_server(host: str, port: int, ports: list[int]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404, "metrics are at /metrics")
-                return
-            texts = []
-            for p in ports:
-                with urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=5) as r:
-                    texts.append(r.read().decode())
-            body = merge_metrics(texts).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def gather() -> bytes:
+        texts = []
+        for p in ports:
+            with urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=5) as r:
+                texts.append(r.read().decode())
+        return merge_metrics(texts).encode()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    httpd = ThreadingHTTPServer((host, port), Handler)
+    httpd = ThreadingHTTPServer((host, port), handler_for(gather))
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, name="lm-metrics", daemon=True).start()
     return httpd
