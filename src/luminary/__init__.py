@@ -5,6 +5,7 @@ Layers (one package each):
 - :mod:`luminary.store` — the Store interface; SQLite/PostgreSQL metadata, BLAKE3 blobs over
   fsspec, the search filter language.
 - :mod:`luminary.tracking` — runs, params, metrics (buffered, batched), artifacts, environment.
+- :mod:`luminary.energy` — energy per device (RAPL, NVML, labelled estimates) and its cost.
 - :mod:`luminary.cli` — ``luminary <noun> <verb>``.
 - :mod:`luminary.demo` — the synthetic jet-tagging job behind ``luminary demo``.
 - :mod:`luminary.testing` — the Store contract suite every backend runs.
@@ -82,11 +83,13 @@ __all__ = [
     "QuotaExceededError",
     "__version__",
     "datasets",
+    "energy",
     *sorted(_LAZY),
 ]
 
 if TYPE_CHECKING:
     from luminary import datasets as datasets
+    from luminary import energy as energy
     from luminary.config import Settings as Settings
     from luminary.lineage import lineage as lineage
     from luminary.registry._api import LocalModel as LocalModel
@@ -164,8 +167,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "datasets":
-        value = importlib.import_module("luminary.datasets")
+    if name in ("datasets", "energy"):
+        value = importlib.import_module(f"luminary.{name}")
         globals()[name] = value
         return value
     module = _LAZY.get(name)

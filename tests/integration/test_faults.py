@@ -22,6 +22,7 @@ from luminary.store._engine import HEAD_REVISION, current_revision
 from luminary.store._schema import metadata
 from luminary.store._sql import SqlStore
 from luminary.tracking import set_store
+from tests._records import own
 
 CHILD_TIMEOUT_S = 60
 
@@ -146,7 +147,7 @@ def test_eight_processes_write_to_one_home_without_locking_errors(
         run = runs[f"worker-{idx}"]
         assert run.status is RunStatus.FINISHED
         assert run.params == {"worker": idx, "half": STEPS // 2}
-        assert run.tags == {"kind": "stress", "phase": "second"}
+        assert own(run.tags) == {"kind": "stress", "phase": "second"}
         loss = lm.get_metric_history(run.id, "loss")
         assert loss.steps == list(range(STEPS))
         assert loss.values == [idx * 1e6 + i for i in range(STEPS)]
@@ -251,7 +252,7 @@ def test_open_run_is_ended_at_exit(children: Children, how: str) -> None:
     run = lm.get_run(out.strip())
     assert run.status is status
     assert run.end_time is not None
-    assert run.metrics == {"x": 1.0}
+    assert own(run.metrics) == {"x": 1.0}
     assert lm.active_run() is None
 
 
@@ -290,7 +291,7 @@ def test_concurrent_first_open_migrates_once(
         runs = store.search_runs("race", limit=None)
         assert sorted(r.name for r in runs) == sorted(f"opener-{i}" for i in range(WRITERS))
         assert {r.status for r in runs} == {RunStatus.FINISHED}
-        assert all(r.metrics == {"x": 1.0} for r in runs)
+        assert all(own(r.metrics) == {"x": 1.0} for r in runs)
     finally:
         store.close()
     _integrity_ok(home / "luminary.db")

@@ -13,12 +13,14 @@ import typer
 from luminary.cli import (
     artifacts,
     bench,
+    cost,
     datasets,
     demo,
     events,
     lineage,
     models,
     projects,
+    resources,
     runs,
     serve,
     server,
@@ -41,10 +43,12 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(events.app, name="events")
 app.add_typer(bench.app, name="bench")
+app.add_typer(cost.app, name="cost")
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)
 app.command("server")(server.server)
 app.command("serve")(serve.serve)
+app.command("resources")(resources.resources)
 
 
 @app.callback()

@@ -49,6 +49,10 @@ SHAPE = typer.Option(
     help="Dims per event of an input with free dims, NAME:d1,d2 (repeatable; free dims "
     "default to 1).",
 )
+METRICS_URL = typer.Option(
+    "--metrics-url",
+    help="The server's Prometheus metrics, for J/event (default: http://HOST:8002/metrics).",
+)
 PROCESSES = typer.Option(
     "--processes", "-P", min=1, help="Generator processes sharing the concurrency."
 )
@@ -116,6 +120,7 @@ def serve(
     direct: Annotated[str | None, DIRECT] = None,
     shape: Annotated[list[str] | None, SHAPE] = None,
     processes: Annotated[int, PROCESSES] = 1,
+    metrics_url: Annotated[str | None, METRICS_URL] = None,
     output: Output = OUTPUT,
 ) -> None:
     """Drive a running `luminary serve` (or Triton) with random inputs at each concurrency:
@@ -161,6 +166,7 @@ def serve(
                     shapes=shapes,
                     processes=processes,
                     progress=row(label, base),
+                    metrics_url=metrics_url,
                 )
             )
             base += step
@@ -216,6 +222,7 @@ def _table(
     for name in ("concurrency", "events/s", "p50 ms", "p90 ms", "p99 ms", "mean batch"):
         table.add_column(name, justify="right")
     table.add_column("errors", justify="right")
+    table.add_column("mJ/event", justify="right")
     if baseline is not None:
         table.add_column("vs direct", justify="right")
     for r in rows:
@@ -229,11 +236,26 @@ def _table(
             _ms(r.p99_ms),
             "-" if r.mean_batch is None else f"{r.mean_batch:.2f}",
             _errors(r),
+            _mj(r),
         ]
         if baseline is not None:
             ratio = _ratio(r, baseline)
             cells.append("-" if ratio is None else f"{ratio:.2f}x")
         table.add_row(*cells)
     out.print(table)
+    if any(r.energy_source == "estimate" for r in rows):
+        err.print(
+            "~ energy estimated from CPU time (no counter readable here; `luminary resources` "
+            "says why); server rows: the server's energy shared by model-execution time"
+        )
+    if any(r.mode == "server" and r.joules_per_event is None for r in rows):
+        err.print("note: no energy from the server's metrics port (--metrics-url), so no mJ/event")
     if any(r.mode == "server" and r.mean_batch is None for r in rows):
         err.print("note: the server gave no statistics, so the mean batch is unknown")
+
+
+def _mj(r: LoadResult) -> str:
+    if r.joules_per_event is None:
+        return "-"
+    mark = "~" if r.energy_source == "estimate" else ""
+    return f"{mark}{r.joules_per_event * 1e3:.3g}"

@@ -143,7 +143,16 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
     if cfg.serve:
         from luminary.demo._serve import serve_demo
 
-        serving = serve_demo(f"{cfg.model}@production", val_set, con, seconds=cfg.serve_seconds)
+        serving = serve_demo(
+            f"{cfg.model}@production",
+            val_set,
+            con,
+            project=cfg.project,
+            seconds=cfg.serve_seconds,
+        )
+
+    # 6. What it used and what it cost: energy per run with its source, then the price sheet.
+    _energy_and_cost(con, cfg, results, parent.id)
     elapsed = time.perf_counter() - t0
     con.print(f"[dim]demo finished in {elapsed:.1f} s[/]")
     return DemoResult(
@@ -349,6 +358,30 @@ def _report(
         + f"[cyan]luminary artifacts get {best[0]} model[/] · "
         + f"[cyan]luminary serve {cfg.model}@production[/]"
     )
+
+
+def _energy_and_cost(
+    con: Console, cfg: DemoConfig, results: list[tuple[str, int, TrainResult, Any]], scan: str
+) -> None:
+    import luminary as lm
+    from luminary.cli.cost import print_report
+    from luminary.energy._cost import cost_report
+
+    table = Table(title="energy recorded with each run", title_justify="left")
+    for col in ("run", "joules", "CPU s", "source"):
+        table.add_column(col, justify="left" if col in ("run", "source") else "right")
+    for run_id in [scan, *(r[0] for r in results)]:
+        run = lm.get_run(run_id)
+        joules = run.metrics.get("energy/total_joules")
+        sources = sorted({v for k, v in run.tags.items() if k.endswith(".source")})
+        table.add_row(
+            f"{run.name} ({run.id})",
+            "-" if joules is None else f"{joules:,.1f}",
+            f"{run.metrics.get('resources/cpu_seconds', 0.0):.1f}",
+            ", ".join(sources) or "not measured",
+        )
+    con.print(table)
+    print_report(cost_report(model=f"{cfg.model}@production"), con)
 
 
 def _describe_db(store: object) -> str:

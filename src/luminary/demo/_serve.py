@@ -32,21 +32,31 @@ class ServeResult:
     max_diff: float
     requests: int
     failed: int
+    served_joules_per_jet: float
+    direct_joules_per_jet: float
+    energy_source: str  # how the joules were had: "rapl", "estimate"…
+    run_id: str  # the serving run that records these figures
 
 
-def _direct(path: Path, x: np.ndarray, mask: np.ndarray, seconds: float) -> float:
+def _direct(path: Path, x: np.ndarray, mask: np.ndarray, seconds: float) -> tuple[float, float]:
+    """Jets/s and joules per jet of in-process inference, one jet per call."""
     import onnxruntime as ort
+
+    from luminary.energy import measure
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     n = 0
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        i = n % len(x)
-        session.run(["probabilities"], {"constituents": x[i : i + 1], "mask": mask[i : i + 1]})
-        n += 1
-    return n / (time.perf_counter() - t0)
+    with measure() as meter:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            i = n % len(x)
+            feeds = {"constituents": x[i : i + 1], "mask": mask[i : i + 1]}
+            session.run(["probabilities"], feeds)
+            n += 1
+        rate = n / (time.perf_counter() - t0)
+    return rate, meter.report.total_joules / max(1, n)
 
 
 def serve_demo(
@@ -54,6 +64,7 @@ def serve_demo(
     sample: JetSample,
     con: Console,
     *,
+    project: str = "default",
     clients: int = 8,
     jets_per_event: int = 8,
     seconds: float = 2.0,
@@ -67,6 +78,8 @@ def serve_demo(
             "install it with: pip install 'luminary[demo]'[/]"
         )
         return None
+    import luminary as lm
+    from luminary.energy import measure
     from luminary.registry._api import get_model
     from luminary.serving import InferenceServer, ModelRepository, RegistrySource, ServeOptions
 
@@ -113,17 +126,19 @@ def serve_demo(
                     latencies.extend(mine)
 
             threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-            t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - t0
+            with measure() as meter:  # the server and its clients share this process
+                t0 = time.perf_counter()
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                wall = time.perf_counter() - t0
             stats = repo.get(name).stats.to_dict(name, "")
         finally:
             server.stop()  # also closes the repository
-        path = get_model(model_ref).path
-        direct = _direct(path, x, mask, min(seconds, 1.0))
+        local = get_model(model_ref)
+        path = local.path
+        direct, direct_j = _direct(path, x, mask, min(seconds, 1.0))
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -135,6 +150,27 @@ def serve_demo(
     lat = np.array(latencies) * 1e3 if latencies else np.zeros(1)
     served = len(latencies) * jets_per_event / wall
     executions = max(1, stats["execution_count"])
+    energy = meter.report
+    served_j = energy.total_joules / max(1, len(latencies) * jets_per_event)
+    cpu = energy.device("cpu")
+    source = cpu.source if cpu is not None else "none"
+    with lm.start_run(
+        project=project,
+        name=f"serve-{name}",
+        tags={"kind": "serving", "model": local.version.ref, "protocol": "grpc"},
+        capture_env=False,
+        energy=False,  # the figures below are the load's own, measured around it
+    ) as run:
+        run.log(
+            {
+                "serving/joules_per_event": served_j,
+                "serving/events_per_s": served,
+                "serving/direct_joules_per_event": direct_j,
+                "serving/direct_events_per_s": direct,
+                **energy.to_metrics(),
+            }
+        )
+        run.set_tags(energy.to_tags())
     result = ServeResult(
         served_jets_per_s=served,
         served_p50_ms=float(np.percentile(lat, 50)),
@@ -144,9 +180,14 @@ def serve_demo(
         max_diff=max_diff,
         requests=len(latencies),
         failed=failures[0],
+        served_joules_per_jet=served_j,
+        direct_joules_per_jet=direct_j,
+        energy_source=source,
+        run_id=run.id,
     )
     table = Table(title=f"serving {model_ref}", title_justify="left")
-    for col in ("how", "jets/s", "p50 ms", "p99 ms", "jets per model run"):
+    mark = "~" if energy.any_estimated else ""
+    for col in ("how", "jets/s", "p50 ms", "p99 ms", "jets per model run", "mJ per jet"):
         table.add_column(col, justify="left" if col == "how" else "right")
     table.add_row(
         f"server, gRPC (tritonclient), {clients} clients, {jets_per_event} jets per request",
@@ -154,6 +195,7 @@ def serve_demo(
         f"{result.served_p50_ms:.2f}",
         f"{result.served_p99_ms:.2f}",
         f"{result.mean_batch:.1f}",
+        f"{mark}{served_j * 1e3:.2f}",
     )
     table.add_row(
         "direct, in-process ONNX Runtime, one jet per call",
@@ -161,6 +203,7 @@ def serve_demo(
         "",
         "",
         "1",
+        f"{mark}{direct_j * 1e3:.2f}",
     )
     con.print(table)
     con.print(
@@ -168,5 +211,10 @@ def serve_demo(
         f"agree with in-process ONNX Runtime to {result.max_diff:.1e}. On this machine the "
         "clients and the server share the CPU; the server pays off when many client processes "
         "share one copy of the model or a GPU (`luminary bench serve` measures it)."
+    )
+    how = "; ".join(f"{d.device}: {d.source} — {d.detail}" for d in energy.devices)
+    con.print(
+        f"  energy per jet ({'~ estimated' if energy.any_estimated else 'measured'}): {how}; "
+        f"recorded in serving run {run.id}"
     )
     return result

@@ -28,6 +28,7 @@ individual requests during the run are counted by status, not raised.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -93,6 +94,8 @@ class LoadResult:
     mean_batch: float | None = None
     batch_sizes: dict[int, int] = field(default_factory=dict)
     processes: int = 1
+    joules_per_event: float | None = None  # None: the energy was not available
+    energy_source: str | None = None  # "measured" or "estimate" (no counter was readable)
 
     @property
     def error_count(self) -> int:
@@ -259,9 +262,13 @@ def run_load(
     processes: int = 1,
     progress: _loadloop.Progress | None = None,
     seed: int = 0,
+    metrics_url: str | None = None,
 ) -> LoadResult:
     """Closed-loop load at one ``concurrency`` on the server at ``url`` (``HOST:PORT``;
-    default ``localhost`` on Triton's port for ``protocol``)."""
+    default ``localhost`` on Triton's port for ``protocol``).
+
+    J/event comes from the server's metrics (``metrics_url``, default ``http://HOST:8002/
+    metrics``): the energy it attributes to the model over the window, per event served."""
     _check_run(concurrency=concurrency, duration=duration, warmup=warmup, batch=batch_size)
     if processes < 1:
         msg = f"processes must be 1 or more, not {processes}"
@@ -278,17 +285,29 @@ def run_load(
         plan = _loadloop.Plan(endpoint, payload, concurrency, warmup, duration)
         snapshots: list[StatsSnapshot | None] = []
 
+        metrics = metrics_url or f"http://{endpoint.address.rsplit(':', 1)[0]}:8002/metrics"
+        energy: list[tuple[float, str] | None] = []
+
         def at_open() -> None:
             snapshots.append(control.stats(model, version))
+            energy.append(_server_energy(metrics, model))
 
         tally = _loadloop.run(plan, processes, progress, at_open)
         after = control.stats(model, version)
+        energy_after = _server_energy(metrics, model)
     before = snapshots[0] if snapshots else None
     mean_batch: float | None = None
     sizes: dict[int, int] = {}
     if before is not None and after is not None:
         mean_batch, sizes = after.since(before)
-    return _result(
+    joules_per_event = source = None
+    energy_before = energy[0] if energy else None
+    if energy_before and energy_after and before is not None and after is not None:
+        events = after.inference_count - before.inference_count
+        if events > 0:
+            joules_per_event = (energy_after[0] - energy_before[0]) / events
+            source = energy_after[1]
+    result = _result(
         "server",
         protocol,
         model,
@@ -300,6 +319,25 @@ def run_load(
         batch_sizes=sizes,
         processes=processes,
     )
+    return dataclasses.replace(result, joules_per_event=joules_per_event, energy_source=source)
+
+
+def _server_energy(metrics_url: str, model: str) -> tuple[float, str] | None:
+    """The joules the server attributes to ``model`` so far, and their source."""
+    import httpx
+
+    try:
+        text = httpx.get(metrics_url, timeout=5).text
+    except httpx.HTTPError:
+        return None
+    total, source = 0.0, None
+    for line in text.splitlines():
+        if line.startswith("luminary_inference_energy_joules_total{") and (
+            f'model="{model}"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+            source = "estimate" if 'source="estimate"' in line else "measured"
+    return None if source is None else (total, source)
 
 
 def resolve_model_file(path_or_ref: str) -> Path:
@@ -335,6 +373,7 @@ def run_direct(
 ) -> LoadResult:
     """The model in-process with ONNX Runtime (one intra-op thread), one call at a time,
     ``batch_size`` events a call. ``path`` is an ``.onnx`` file or a registry reference."""
+    from luminary.energy import measure
     from luminary.serving._config import DEFAULT_MAX_BATCH_SIZE
     from luminary.serving.backends import BackendOptions, OnnxRuntimeBackend
 
@@ -362,23 +401,29 @@ def run_direct(
         opened = start + warmup
         closing = opened + duration
         next_report = start
-        while True:
-            t0 = clock()
-            if t0 >= closing:
-                break
-            if progress is not None and t0 >= next_report:
-                progress(t0 - start)
-                next_report = t0 + 0.1
-            run(feeds, outputs)
-            t1 = clock()
-            if opened <= t1 <= closing:
-                lat.append(t1 - t0)
+        calls = 0
+        with measure() as meter:
+            while True:
+                t0 = clock()
+                if t0 >= closing:
+                    break
+                if progress is not None and t0 >= next_report:
+                    progress(t0 - start)
+                    next_report = t0 + 0.1
+                run(feeds, outputs)
+                calls += 1
+                t1 = clock()
+                if opened <= t1 <= closing:
+                    lat.append(t1 - t0)
         if progress is not None:
             progress(warmup + duration)
     finally:
         backend.close()
+    energy = meter.report
+    joules_per_event = energy.total_joules / max(1, calls * batch_size)
+    source = "estimate" if energy.any_estimated else "measured"
     calls = len(lat)
-    return _result(
+    result = _result(
         "direct",
         "onnxruntime",
         info.name,
@@ -389,6 +434,7 @@ def run_direct(
         mean_batch=float(batch_size) if calls else None,
         batch_sizes={batch_size: calls} if calls else {},
     )
+    return dataclasses.replace(result, joules_per_event=joules_per_event, energy_source=source)
 
 
 def _check_run(*, concurrency: int, duration: float, warmup: float, batch: int) -> None:

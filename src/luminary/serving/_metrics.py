@@ -12,10 +12,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from luminary.errors import InvalidArgumentError
 from luminary.serving._repository import ModelRepository
+
+if TYPE_CHECKING:
+    from luminary.energy import EnergyReport
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
@@ -57,8 +60,13 @@ def _family(name: str, help_text: str, kind: str, samples: Iterable[str]) -> lis
     return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
 
 
-def render(repository: ModelRepository) -> str:
-    """The ``nv_*`` and ``luminary_*`` families for every loaded model version."""
+def render(repository: ModelRepository, energy: EnergyReport | None = None) -> str:
+    """The ``nv_*`` and ``luminary_*`` families for every loaded model version.
+
+    With ``energy`` (the server process's use since it started), also the joules per device
+    with their source, and per model version the joules attributed to it (the process's
+    energy shared by each version's model-execution time) and joules per event.
+    """
     rows: list[tuple[dict[str, str], dict[str, Any], Any]] = []
     for name in repository.names():
         entry = repository.entry(name)
@@ -123,7 +131,49 @@ def render(repository: ModelRepository) -> str:
         entry = repository.entry(name)
         ready.append(f"luminary_model_ready{_labels({'model': name})} {int(bool(entry.versions))}")
     lines += _family("luminary_model_ready", "1 when the model serves requests", "gauge", ready)
+    if energy is not None:
+        lines += _energy_lines(energy, rows)
     return "\n".join(lines) + "\n"
+
+
+def _energy_lines(
+    energy: EnergyReport, rows: list[tuple[dict[str, str], dict[str, Any], Any]]
+) -> list[str]:
+    lines = _family(
+        "luminary_energy_joules_total",
+        "Energy the server process used since it started, per device (source: how measured)",
+        "counter",
+        (
+            f"luminary_energy_joules_total{_labels({'device': d.device, 'source': d.source})} "
+            f"{d.joules:.6g}"
+            for d in energy.devices
+        ),
+    )
+    source = "estimate" if energy.any_estimated else "measured"
+    busy = {id(snap): snap["inference_stats"]["compute_infer"]["ns"] for _, snap, _ in rows}
+    total_busy = sum(busy.values())
+    shared, per_event = [], []
+    for labels, snap, _ in rows:
+        share = busy[id(snap)] / total_busy if total_busy else 0.0
+        joules = energy.total_joules * share
+        tagged = {**labels, "source": source}
+        shared.append(f"luminary_inference_energy_joules_total{_labels(tagged)} {joules:.6g}")
+        if snap["inference_count"]:
+            value = joules / snap["inference_count"]
+            per_event.append(f"luminary_inference_joules_per_event{_labels(tagged)} {value:.6g}")
+    lines += _family(
+        "luminary_inference_energy_joules_total",
+        "Server energy attributed to a model version by its share of model-execution time",
+        "counter",
+        shared,
+    )
+    lines += _family(
+        "luminary_inference_joules_per_event",
+        "Attributed energy per event served (source estimate: no counter was readable)",
+        "gauge",
+        per_event,
+    )
+    return lines
 
 
 def _process_metrics() -> bytes:
@@ -158,8 +208,14 @@ def handler_for(produce: Callable[[], bytes]) -> type[BaseHTTPRequestHandler]:
 class MetricsServer:
     """``GET /metrics`` on its own port, in a background thread."""
 
-    def __init__(self, repository: ModelRepository, host: str, port: int) -> None:
-        handler = handler_for(lambda: render(repository).encode() + _process_metrics())
+    def __init__(
+        self,
+        repository: ModelRepository,
+        host: str,
+        port: int,
+        energy: Callable[[], EnergyReport | None] = lambda: None,
+    ) -> None:
+        handler = handler_for(lambda: render(repository, energy()).encode() + _process_metrics())
         try:
             self._httpd = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:

@@ -11,14 +11,17 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from luminary.errors import InvalidArgumentError, MissingDependencyError
+from luminary.errors import InvalidArgumentError, LuminaryError, MissingDependencyError
 from luminary.serving._core import Core
 from luminary.serving._grpc import build_server
 from luminary.serving._http import InferenceApp
 from luminary.serving._metrics import MetricsServer
 from luminary.serving._repository import ModelRepository
+
+if TYPE_CHECKING:
+    from luminary.energy import EnergyReport, Sampler
 
 log = logging.getLogger("luminary.serving")
 
@@ -37,6 +40,7 @@ class ServeOptions:
     grpc_threads: int = 32
     max_inflight: int = 512  # per front end; beyond it requests are refused at once
     reuse_port: bool = False  # several worker processes share the ports
+    energy: bool = True  # measure the process's energy; exported with the metrics
 
 
 def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -68,6 +72,7 @@ class InferenceServer:
         self._uvicorn: Any = None
         self._http_thread: threading.Thread | None = None
         self._metrics: MetricsServer | None = None
+        self._sampler: Sampler | None = None
         self.http_port = 0
         self.grpc_port = 0
         self.metrics_port = 0
@@ -75,8 +80,26 @@ class InferenceServer:
     def _is_live(self) -> bool:
         return self._live
 
+    def energy(self) -> EnergyReport | None:
+        """What the server process has used since it started (None if not measured)."""
+        sampler = self._sampler
+        if sampler is None:
+            return None
+        try:
+            return sampler.snapshot()
+        except LuminaryError as exc:
+            log.warning("energy not available: %s", exc)
+            return None
+
     def start(self) -> None:
         o = self.options
+        if o.energy:
+            from luminary.energy import Sampler
+
+            try:
+                self._sampler = Sampler().start()
+            except LuminaryError as exc:
+                log.warning("the server's energy is not measured: %s", exc)
         if o.grpc:
             address = f"[{o.host}]:{o.grpc_port}" if ":" in o.host else f"{o.host}:{o.grpc_port}"
             self._grpc, self.grpc_port = build_server(
@@ -88,7 +111,9 @@ class InferenceServer:
             )
             self._grpc.start()
         if o.metrics:
-            self._metrics = MetricsServer(self.repository, o.host, o.metrics_port)
+            self._metrics = MetricsServer(
+                self.repository, o.host, o.metrics_port, energy=self.energy
+            )
             self.metrics_port = self._metrics.port
             self._metrics.start()
         if o.http:
@@ -167,6 +192,11 @@ class InferenceServer:
         if self._metrics is not None:
             self._metrics.stop()
         self.repository.close()
+        if self._sampler is not None:
+            try:
+                self._sampler.stop()
+            except LuminaryError as exc:
+                log.warning("energy sampler: %s", exc)
 
     def __enter__(self) -> InferenceServer:
         self.start()

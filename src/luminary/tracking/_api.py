@@ -74,9 +74,15 @@ def start_run(
     nested: bool = False,
     resume: str | None = None,
     capture_env: bool = True,
+    energy: bool = True,
 ) -> ActiveRun:
     """Start (or ``resume``) a run in ``project`` (created if missing; default from
-    ``LUMINARY_PROJECT`` or ``"default"``). ``nested=True`` makes the active run its parent."""
+    ``LUMINARY_PROJECT`` or ``"default"``). ``nested=True`` makes the active run its parent.
+
+    ``energy`` (default on; ``LUMINARY_ENERGY=0`` turns it off everywhere) measures what this
+    process and its children use while the run is open, and records it when the run ends:
+    metrics ``energy/<device>_joules``, ``power/…``, ``resources/…`` and tags
+    ``energy.<device>.source`` saying whether each figure was measured or estimated."""
     store = get_store()
     from luminary.tracking._settings import heartbeat_s
 
@@ -108,7 +114,9 @@ def start_run(
             params=params,
             tags={k: str(v) for k, v in (tags or {}).items()},
         )
-    active = ActiveRun(store, run, heartbeat_s=heartbeat_s(), capture_env=capture_env)
+    active = ActiveRun(
+        store, run, heartbeat_s=heartbeat_s(), capture_env=capture_env, energy=energy
+    )
     with _lock:
         _active.append(active)
     return active

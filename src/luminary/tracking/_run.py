@@ -22,18 +22,34 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from luminary.datasets.models import DatasetVersion
-from luminary.errors import InvalidArgumentError, InvalidStateError
+from luminary.errors import InvalidArgumentError, InvalidStateError, LuminaryError
 from luminary.store import ArtifactEntry, MetricPoint, ParamValue, Run, RunStatus, Store
 from luminary.store._validate import check_key, check_relative_path, metric_value
+
+if TYPE_CHECKING:
+    from luminary.energy import EnergyReport, Sampler
 
 __all__ = ["ActiveRun"]
 
 log = logging.getLogger("luminary.tracking")
 
 _time_ns = time.time_ns
+
+
+def _start_energy() -> Sampler | None:
+    """A sampler for this process and its children (``LUMINARY_ENERGY=0`` turns it off)."""
+    if os.environ.get("LUMINARY_ENERGY", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    from luminary.energy import Sampler
+
+    try:
+        return Sampler().start()
+    except LuminaryError as exc:
+        log.warning("energy is not measured: %s", exc)
+        return None
 
 
 class ActiveRun:
@@ -49,6 +65,7 @@ class ActiveRun:
         batch_size: int = 50_000,
         max_buffer: int = 5_000_000,
         capture_env: bool = True,
+        energy: bool = True,
     ) -> None:
         self._store = store
         self.info = run
@@ -75,6 +92,8 @@ class ActiveRun:
         self._ended = False
         self._capture_env = capture_env
         self.points_written = 0
+        self.energy: EnergyReport | None = None  # set when the run ends
+        self._sampler = _start_energy() if energy else None
         self._thread = threading.Thread(
             target=self._loop, name=f"luminary-run-{run.id}", daemon=True
         )
@@ -278,6 +297,7 @@ class ActiveRun:
         if self._ended:
             return
         final = RunStatus(status)
+        self._record_energy()
         self._ended = True
         self._stop.set()
         self._wake.set()
@@ -291,6 +311,20 @@ class ActiveRun:
             # exit hook that ends open runs would pick it up again forever.
             _api._forget(self)
             self._store.set_run_status(self.id, final)
+
+    def _record_energy(self) -> None:
+        """Stop the energy sampler; log what the run used, per device, with its source."""
+        sampler, self._sampler = self._sampler, None
+        if sampler is None:
+            return
+        try:
+            report = sampler.stop()
+        except LuminaryError as exc:  # a meter stopped answering: the run still ends
+            log.warning("run %s: energy not recorded: %s", self.id, exc)
+            return
+        self.energy = report
+        self.log(report.to_metrics())
+        self._store.set_tags(self.id, report.to_tags())
 
     def _check_open(self) -> None:
         if self._ended:

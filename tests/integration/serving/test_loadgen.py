@@ -174,3 +174,27 @@ def test_cli_reports_a_missing_server_on_stderr_with_exit_status_1(mlp_file: Pat
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert f"cannot reach the inference server at grpc://{address}" in proc.stderr
+
+
+def test_joules_per_event_come_from_the_servers_metrics_and_the_direct_run(
+    bench_server: InferenceServer, mlp_file: Path
+) -> None:
+    metrics = f"http://127.0.0.1:{bench_server.metrics_port}/metrics"
+    served = run_load(url(bench_server, "http"), "mlp", "http", 4, metrics_url=metrics, **SHORT)
+    assert served.joules_per_event is not None
+    assert served.joules_per_event > 0
+    assert served.energy_source in ("measured", "estimate")
+    direct = run_direct(mlp_file, duration=0.3, warmup=0.1)
+    assert direct.joules_per_event is not None
+    assert direct.joules_per_event > 0
+    # Nothing listens on this metrics port: no energy, and no error either.
+    blind = run_load(
+        url(bench_server, "http"),
+        "mlp",
+        "http",
+        1,
+        metrics_url="http://127.0.0.1:1/metrics",
+        **SHORT,
+    )
+    assert blind.joules_per_event is None
+    assert blind.errors == {}

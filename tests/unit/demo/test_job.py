@@ -41,3 +41,14 @@ def test_demo_trains_tracks_and_reports_where_things_are() -> None:
     assert result.serving.failed == 0
     assert result.serving.max_diff < 1e-5
     assert result.serving.direct_jets_per_s > 0
+    # ... records the energy of the load per jet, with its source, as a serving run ...
+    assert result.serving.served_joules_per_jet > 0
+    assert result.serving.energy_source in ("rapl", "estimate")
+    serving_run = lm.get_run(result.serving.run_id)
+    assert serving_run.tags["kind"] == "serving"
+    assert serving_run.tags["model"] == result.model
+    assert serving_run.metrics["serving/joules_per_event"] > 0
+    # ... and ends with the energy of every run and what making the model cost.
+    assert "energy recorded with each run" in text
+    assert f"cost to make {result.model}" in text
+    assert "J/event" in text

@@ -128,3 +128,17 @@ def test_merged_worker_texts_keep_one_header_per_family_and_label_each_worker(
         'nv_inference_count{worker="0",model="mlp",version="1"}',
         'nv_inference_count{worker="1",model="mlp",version="1"}',
     ]
+
+
+def test_energy_is_exported_per_device_and_attributed_per_event(served: ModelRepository) -> None:
+    from luminary.energy import DeviceEnergy, EnergyReport
+
+    cpu = DeviceEnergy("cpu", 26.0, 13.0, "estimate", True, "3.2 W per logical CPU")
+    text = render(served, EnergyReport(2.0, (cpu,), 1.0, 0))
+    values = samples(text)
+    assert values['luminary_energy_joules_total{device="cpu",source="estimate"}'] == 26.0
+    tagged = '{model="mlp",version="1",source="estimate"}'
+    # the only model that ran gets all of it: 26 J over its 13 events
+    assert values[f"luminary_inference_energy_joules_total{tagged}"] == 26.0
+    assert values[f"luminary_inference_joules_per_event{tagged}"] == 2.0
+    assert "luminary_energy" not in render(served)  # without a report, no energy families

@@ -32,6 +32,7 @@ from luminary.store import MetricPoint, RunStatus, Store
 from luminary.store._sql import SqlStore
 from luminary.tracking import ActiveRun, set_store
 from luminary.tracking import _api as api
+from tests._records import own
 
 
 def _store_at(home: Path) -> SqlStore:
@@ -267,7 +268,7 @@ def test_tags_are_stored_as_text_and_overwritten(reader: SqlStore) -> None:
     run.set_tags({"stage": "prod"})
     run.set_tag("gpu", True)
     run.end()
-    assert reader.get_run(run.id).tags == {"stage": "prod", "seed": "1", "gpu": "True"}
+    assert own(reader.get_run(run.id).tags) == {"stage": "prod", "seed": "1", "gpu": "True"}
 
 
 # -- lifecycle ------------------------------------------------------------------------------
@@ -278,7 +279,7 @@ def test_context_manager_finishes_on_normal_exit(reader: SqlStore) -> None:
     got = reader.get_run(run.id)
     assert got.status is RunStatus.FINISHED
     assert got.end_time is not None
-    assert got.metrics == {"x": 1.0}
+    assert own(got.metrics) == {"x": 1.0}
     assert lm.active_run() is None
 
 
@@ -291,7 +292,7 @@ def test_context_manager_fails_on_exception(reader: SqlStore) -> None:
         raise RuntimeError("diverged")
     got = reader.get_run(run.id)
     assert got.status is RunStatus.FAILED
-    assert got.metrics == {"x": 1.0}
+    assert own(got.metrics) == {"x": 1.0}
     assert lm.active_run() is None
 
 
@@ -342,7 +343,7 @@ def test_module_level_log_goes_to_the_active_run(reader: SqlStore) -> None:
     got = reader.get_run(run.id)
     assert reader.get_metric_history(run.id, "x").steps == [0, 7]
     assert got.params == {"lr": 0.1}
-    assert got.tags == {"k": "v"}
+    assert own(got.tags) == {"k": "v"}
 
 
 def test_module_level_log_without_an_active_run_is_an_invalid_state() -> None:
@@ -386,10 +387,12 @@ def test_resumed_run_continues_auto_steps(reader: SqlStore) -> None:
     assert reader.get_metric_history(run.id, "loss").steps == [0, 1, 2, 3]
     assert reader.get_metric_history(run.id, "val").steps == [10, 11]
     assert reader.get_metric_history(run.id, "new").steps == [0]
-    assert reader.get_run(run.id).metrics == {"loss": 3.0, "new": 1.0, "val": 0.6}
+    assert own(reader.get_run(run.id).metrics) == {"loss": 3.0, "new": 1.0, "val": 0.6}
     expected = {"loss": 3, "new": 0, "val": 11}
-    assert reader.last_steps(run.id) == expected
-    assert Store.last_steps(reader, run.id) == expected  # the generic version other stores get
+    assert own(reader.last_steps(run.id)) == expected
+    assert own(Store.last_steps(reader, run.id)) == expected  # the generic version
+    # Each segment of the run records its own energy, one step after the other.
+    assert reader.get_metric_history(run.id, "energy/total_joules").steps == [0, 1]
 
 
 # -- lookups --------------------------------------------------------------------------------
