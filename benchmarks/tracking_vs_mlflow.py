@@ -12,7 +12,8 @@ timings; the two are never timed at the same time. What is timed:
    the rate counts from the first call until ``flush()`` returns (every point durable), and the
    count is read back with ``get_metric_history``. MLflow: a ``log_metric`` loop, and
    ``log_batch`` with 1,000 metrics a call (its maximum), both read back the same way.
-2. Run creation. Luminary: ``lm.start_run(project, params=..., capture_env=False)`` then
+2. Run creation. Luminary: ``lm.start_run(project, params=..., capture_env=False,
+   energy=False)`` (and, for 500 runs, with the energy measurement that is the default) then
    ``.end()``; ``store.create_run`` alone; and a full run (start, params, one metric, end).
    MLflow: ``client.create_run``; and a full run (``create_run`` + ``log_batch`` of the params
    and metric + ``set_terminated``).
@@ -320,10 +321,17 @@ def luminary_create(project: str, data: list[Spec], full_n: int) -> dict[str, An
     ids = []
     t0 = perf()
     for s in data:
-        run = lm.start_run(project=project, params=params_of(s), capture_env=False)
+        run = lm.start_run(project=project, params=params_of(s), capture_env=False, energy=False)
         run.end()
         ids.append(run.id)
     start_end_s = perf() - t0
+
+    # the same with the run's energy measured and recorded (the default)
+    energy_n = min(len(data), 500)
+    t0 = perf()
+    for s in data[:energy_n]:
+        lm.start_run(project=project + "-energy", params=params_of(s), capture_env=False).end()
+    start_end_energy_s = perf() - t0
 
     # each run's val_auc: one point in a new series, through the store
     t0 = perf()
@@ -344,7 +352,9 @@ def luminary_create(project: str, data: list[Spec], full_n: int) -> dict[str, An
     store.ensure_project(project + "-full")
     t0 = perf()
     for s in data[:full_n]:
-        with lm.start_run(project=project + "-full", params=params_of(s), capture_env=False) as r:
+        with lm.start_run(
+            project=project + "-full", params=params_of(s), capture_env=False, energy=False
+        ) as r:
             r.log({"val_auc": s.val_auc}, step=0)
     full_s = perf() - t0
 
@@ -352,6 +362,7 @@ def luminary_create(project: str, data: list[Spec], full_n: int) -> dict[str, An
     return {
         "runs": n,
         "start_end_rate": n / start_end_s,
+        "start_end_energy_rate": energy_n / start_end_energy_s,
         "write_metrics_one_point_rate": n / metric_s,
         "create_run_rate": n / create_only_s,
         "full_run_n": full_n,
@@ -374,7 +385,9 @@ def luminary_create_full_sync(root: Path, data: list[Spec]) -> dict[str, Any]:
         store.ensure_project("bench-full-sync")
         t0 = perf()
         for s in data:
-            lm.start_run(project="bench-full-sync", params=params_of(s), capture_env=False).end()
+            lm.start_run(
+                project="bench-full-sync", params=params_of(s), capture_env=False, energy=False
+            ).end()
         elapsed = perf() - t0
     finally:
         lm.set_store(previous)
@@ -667,6 +680,12 @@ def report(res: dict[str, Any]) -> None:
         fmt_rate(cre["start_end_rate"], "runs/s"),
         fmt_rate(ml_create, "runs/s"),
         fmt_ratio(ratio(cre["start_end_rate"], ml_create)),
+    )
+    table.add_row(
+        "  same, with the run's energy measured and recorded (default)",
+        fmt_rate(cre["start_end_energy_rate"], "runs/s"),
+        fmt_rate(ml_create, "runs/s"),
+        fmt_ratio(ratio(cre["start_end_energy_rate"], ml_create)),
     )
     table.add_row(
         "  same, Luminary at synchronous=FULL (MLflow's durability)",

@@ -19,6 +19,7 @@ Table values are the default TDP and thread count from the vendors' public produ
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import statistics
@@ -93,6 +94,7 @@ CPU_TABLE: tuple[CpuSpec, ...] = (
 DEFAULT_WATTS_PER_CPU: float = round(statistics.median(s.watts_per_cpu for s in CPU_TABLE), 1)
 
 
+@functools.cache  # the CPU does not change while the process runs
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """This machine's CPU ``model name`` (``""`` when unknown)."""
     try:
@@ -103,6 +105,7 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return match.group(1).strip() if match else ""
 
 
+@functools.cache
 def _packages(cpuinfo: Path = Path("/proc/cpuinfo")) -> int:
     try:
         text = cpuinfo.read_text(errors="replace")
@@ -180,6 +183,34 @@ def choose_tdp(
     )
 
 
+def _descendants(pid: int) -> list[int] | None:
+    """Descendants of ``pid`` from the kernel's per-thread children lists (Linux), which is
+    much cheaper than psutil's scan of every process; None where the kernel has no lists."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            threads = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            if current == pid:
+                return None
+            continue  # it exited meanwhile
+        for tid in threads:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children", "rb") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except FileNotFoundError:
+                if current == pid and not found:
+                    return None  # the kernel does not keep the lists
+                continue
+            except OSError:
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
 class ProcessSet:
     """Cumulative CPU time of some processes and their descendants.
 
@@ -206,7 +237,11 @@ class ProcessSet:
         seen: dict[int, psutil.Process] = {}
         for root in self._roots:
             try:
-                family = [root, *root.children(recursive=True)]
+                kids = _descendants(root.pid)
+                if kids is None:  # no /proc/PID/task/TID/children: psutil scans all of /proc
+                    family = [root, *root.children(recursive=True)]
+                else:
+                    family = [root, *(psutil.Process(pid) for pid in kids)]
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             for proc in family:

@@ -12,6 +12,8 @@ library, driver or GPU into a :class:`SourceStatus` with the fix.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import threading
 import time
@@ -220,8 +222,15 @@ def nvml_status() -> list[SourceStatus]:
         nv.nvmlShutdown()
 
 
+@functools.cache
+def _pynvml_installed() -> bool:
+    return importlib.util.find_spec("pynvml") is not None
+
+
 def nvml_meters() -> list[NvmlMeter]:
     """A meter for each GPU this process may use; empty without pynvml, driver or GPU."""
+    if not _pynvml_installed():  # checked once: a failing import costs every run
+        return []
     try:
         nv = load_pynvml()
     except MissingDependencyError:
