@@ -330,6 +330,8 @@ def main() -> None:
                         flush=True,
                     )
             server_rss = rss_mb(ports["pid"])
+            results["energy"] = server_energy(ports["metrics"])
+            print(f"energy (the server's own, since it started): {results['energy']}")
         if "5" not in skip:
             results["direct"] = {
                 "mlp": in_process(repo / "mlp" / "1" / "model.onnx", (16,), 1, secs),
@@ -401,6 +403,20 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+
+
+def server_energy(port: int) -> dict[str, object]:
+    """What the server says it used, per device and per event of each model, with sources."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out: dict[str, object] = {}
+    for line in text.splitlines():
+        if line.startswith(
+            ("luminary_energy_joules_total{", "luminary_inference_joules_per_event{")
+        ):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
 
 
 def grpc_handler_cost(
