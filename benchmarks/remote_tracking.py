@@ -268,4 +268,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _energy import run_measured
+
+    run_measured(main)

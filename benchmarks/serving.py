@@ -568,4 +568,6 @@ def pytriton_anchor(
 
 
 if __name__ == "__main__":
-    main()
+    from _energy import run_measured
+
+    run_measured(main)

@@ -883,4 +883,6 @@ def bench(root: Path, sizes: Sizes, args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _energy import run_measured
+
+    sys.exit(run_measured(main))
