@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -222,8 +223,12 @@ def nvml_status() -> list[SourceStatus]:
         nv.nvmlShutdown()
 
 
-@functools.cache
 def _pynvml_installed() -> bool:
+    return "pynvml" in sys.modules or _pynvml_findable()
+
+
+@functools.cache
+def _pynvml_findable() -> bool:
     return importlib.util.find_spec("pynvml") is not None
 
 
