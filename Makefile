@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit bench bench-tracking bench-datasets bench-serving proto clean
+.PHONY: demo test lint typecheck unit bench bench-tracking bench-datasets bench-serving bench-ui proto clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: bench-tracking bench-datasets bench-serving
+bench: bench-tracking bench-datasets bench-serving bench-ui
 
 bench-tracking: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/tracking_vs_mlflow.py
@@ -44,6 +44,10 @@ bench-datasets: $(VENV)/.installed-bench
 # Triton's perf_analyzer into ~/.cache/luminary-bench.
 bench-serving: $(STAMP)
 	$(BIN)/python benchmarks/serving.py
+
+# Needs Debian's chromium for the browser timing (skipped without it).
+bench-ui: $(STAMP)
+	$(BIN)/python benchmarks/ui.py
 
 # The serving protocol's messages, generated from src/luminary/serving/_proto/*.proto into a
 # private descriptor pool (see that package's docstring). Needs grpcio-tools.

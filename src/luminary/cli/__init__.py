@@ -25,6 +25,7 @@ from luminary.cli import (
     serve,
     server,
     tokens,
+    ui,
 )
 
 app = typer.Typer(
@@ -49,6 +50,7 @@ app.command("demo")(demo.demo)
 app.command("server")(server.server)
 app.command("serve")(serve.serve)
 app.command("resources")(resources.resources)
+app.command("ui")(ui.ui)
 
 
 @app.callback()

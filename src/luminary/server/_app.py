@@ -62,6 +62,9 @@ def create_app(
     app.include_router(_registry.router(store, guard), prefix=API, dependencies=signed)
     app.include_router(_datasets.router(store, guard), prefix=API, dependencies=signed)
     app.include_router(_blobs.router(store, spool, guard), prefix=API, dependencies=signed)
+    from luminary.server import ui
+
+    ui.mount(app, store, guard)  # the web pages (not in the OpenAPI schema)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

@@ -72,6 +72,9 @@ class BodyLimits:
             await self.app(scope, receive, send)  # no body: nothing to limit or type-check
             return
         path: str = scope["path"]
+        if not path.startswith("/api/"):  # the web pages' forms: read (and limited) by the UI
+            await self.app(scope, receive, send)
+            return
         binary = scope["method"] == "PUT" and _BINARY.fullmatch(path) is not None
         ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype and not _accepts(ctype, binary=binary):

@@ -185,6 +185,14 @@ class Store(RegistryStore, DatasetStore, abc.ABC):
     @abc.abstractmethod
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory: ...
 
+    def metric_envelope(
+        self, run_id: str, key: str, buckets: int
+    ) -> tuple[int, list[tuple[int, int, float, float]]] | None:
+        """A long series reduced where it is stored: ``(points, rows)`` with one row
+        ``(first step, last step, min value, max value)`` per bucket of equal step width, in
+        step order. None where the store cannot (the caller reduces the full history)."""
+        return None
+
     # -- artifacts and environment ---------------------------------------------------------
     @abc.abstractmethod
     def add_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None:

@@ -519,6 +519,41 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
             values=[nan if r[2] is None else r[2] for r in rows],
         )
 
+    def metric_envelope(
+        self, run_id: str, key: str, buckets: int
+    ) -> tuple[int, list[tuple[int, int, float, float]]] | None:
+        with read_tx(self.engine) as conn:
+            run_id = self._resolve_run_id(conn, run_id)
+            series = conn.execute(
+                sa.select(t.metric_series.c.id).where(
+                    t.metric_series.c.run_id == run_id, t.metric_series.c.key == key
+                )
+            ).scalar()
+            if series is None:
+                return None
+            p = t.metric_points.c
+            lo, hi, count = conn.execute(
+                sa.select(sa.func.min(p.step), sa.func.max(p.step), sa.func.count()).where(
+                    p.series_id == series
+                )
+            ).one()
+            if not count:
+                return 0, []
+            width = max(1, -(-(hi - lo + 1) // max(1, buckets)))  # steps per bucket, rounded up
+            bucket = ((p.step - lo) // width).label("bucket")
+            rows = conn.execute(
+                sa.select(
+                    sa.func.min(p.step),
+                    sa.func.max(p.step),
+                    sa.func.min(p.value),
+                    sa.func.max(p.value),
+                )
+                .where(p.series_id == series, p.value.is_not(None))
+                .group_by(bucket)
+                .order_by(bucket)
+            ).all()
+        return int(count), [(int(a), int(b), float(c), float(d)) for a, b, c, d in rows]
+
     # -- artifacts and environment ---------------------------------------------------------
     def add_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None:
         rows = []

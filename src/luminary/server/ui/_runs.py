@@ -1,0 +1,252 @@
+"""Pages about projects and runs: projects, the runs table, a run, comparing runs, a metric's
+series for charts, artifact downloads, login and logout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+
+from luminary.errors import AuthenticationError, NotFoundError
+from luminary.server._app import ok
+from luminary.server.ui._shapes import downsample, envelope
+from luminary.server.ui._web import SESSION_COOKIE, FormData, Web, check_csrf, pages, safe_next
+
+__all__ = ["PAGE_SIZE", "router"]
+
+PAGE_SIZE = 50
+_BASE_COLS = ("name", "status", "start_time", "duration")
+_SORTABLE = {k: k for k in ("name", "status", "start_time", "duration")}
+
+
+def _cols(raw: list[str]) -> list[str]:
+    """``cols=params.lr,metrics.auc`` or repeated ``cols``: params.* and metrics.* only."""
+    out: list[str] = []
+    for part in raw:
+        for col in part.split(","):
+            col = col.strip()
+            if col.startswith(("params.", "metrics.")) and len(col) > 7 and col not in out:
+                out.append(col)
+    return out
+
+
+def router(web: Web) -> APIRouter:
+    r = APIRouter(include_in_schema=False)
+    store = web.store
+
+    @r.get("/")
+    @pages(web)
+    def projects(request: Request) -> Response:
+        principal = web.principal(request)
+        seen = web.guard.visible(principal)
+        shown = [p for p in store.list_projects() if seen is None or p.name in seen]
+        counts = {p.name: store.count_runs(p.name) for p in shown}
+        return web.render(request, "projects.html", projects=shown, counts=counts)
+
+    @r.get("/projects/{project}")
+    @pages(web)
+    def runs_table(
+        request: Request,
+        project: str,
+        filter: str = "",
+        sort: str = "start_time",
+        desc: bool = True,
+        page: Annotated[int, Query(ge=1)] = 1,
+        cols: Annotated[list[str] | None, Query()] = None,
+    ) -> Response:
+        principal = web.principal(request)
+        web.check(principal, "project", project)
+        store.get_project(project)
+        chosen = _cols(cols or [])
+        key = _SORTABLE.get(sort) or (sort if sort in chosen else "start_time")
+        sort = key if key in chosen or key in _SORTABLE else "start_time"
+        order = f"{_quote_field(key)} {'desc' if desc else 'asc'}"
+        text = filter.strip() or None
+        found = store.search_runs(
+            project, text, order, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+        )
+        total = store.count_runs(project, text)
+        more = len(found) > PAGE_SIZE
+        found = found[:PAGE_SIZE]
+        available = sorted(
+            {f"params.{k}" for run in found for k in run.params}
+            | {f"metrics.{k}" for run in found for k in run.metrics}
+        )
+
+        def link(**change: Any) -> str:
+            q: dict[str, Any] = {"filter": filter, "sort": sort, "desc": str(desc).lower()}
+            q["page"] = page
+            if chosen:
+                q["cols"] = ",".join(chosen)
+            q.update(change)
+            return f"/projects/{project}?" + urlencode({k: v for k, v in q.items() if v != ""})
+
+        return web.render(
+            request,
+            "runs.html",
+            project=project,
+            runs=found,
+            filter=filter,
+            sort=sort,
+            desc=desc,
+            page=page,
+            more=more,
+            total=total,
+            cols=chosen,
+            available=available,
+            link=link,
+            value=_cell,
+        )
+
+    @r.get("/runs/{run_id}")
+    @pages(web)
+    def run_page(request: Request, run_id: str) -> Response:
+        principal = web.principal(request)
+        web.check(principal, "run", run_id)
+        from luminary.energy._cost import usage_of
+
+        run = store.get_run(run_id)
+        keys = sorted(store.metric_series(run.id))
+        usage = usage_of(run)
+        return web.render(
+            request,
+            "run.html",
+            run=run,
+            environment=store.get_environment(run.id),
+            artifacts=store.list_artifacts(run.id),
+            inputs=store.run_inputs(run.id),
+            models=store.versions_from_run(run.id),
+            chart_keys=[k for k in keys if not k.startswith("energy/")],
+            energy={k: v for k, v in run.metrics.items() if k.startswith("energy/")},
+            usage=usage,
+        )
+
+    @r.get("/runs/{run_id}/series/{key:path}")
+    @pages(web)
+    def series(
+        request: Request, run_id: str, key: str, points: Annotated[int, Query(ge=4)] = 1000
+    ) -> Response:
+        principal = web.principal(request)
+        web.check(principal, "run", run_id)
+        run = store.get_run(run_id)
+        points = min(points, 100_000)
+        reduced = store.metric_envelope(run.id, key, max(1, (points - 2) // 2))
+        if reduced is not None and reduced[0] > points:
+            body = envelope(*reduced)
+        else:
+            history = store.get_metric_history(run.id, key)
+            body = downsample(history.steps, history.values, points)
+        return ok({"run_id": run.id, "run_name": run.name, "key": key, **body})
+
+    @r.get("/runs/{run_id}/artifacts/{path:path}")
+    @pages(web)
+    def artifact(request: Request, run_id: str, path: str) -> Response:
+        principal = web.principal(request)
+        web.check(principal, "run", run_id)
+        entry = next((e for e in store.list_artifacts(run_id) if e.path == path), None)
+        if entry is None:
+            msg = f"run {run_id!r} has no artifact {path!r}"
+            raise NotFoundError(msg)
+
+        def chunks() -> Iterator[bytes]:
+            with store.blobs.open_verified(entry.digest) as fh:
+                while block := fh.read(1 << 20):
+                    yield block
+
+        name = path.rsplit("/", 1)[-1].replace('"', "")
+        return StreamingResponse(
+            chunks(),
+            media_type="application/octet-stream",
+            headers={
+                "content-length": str(entry.size),
+                "content-disposition": f'attachment; filename="{name}"',
+            },
+        )
+
+    @r.get("/compare")
+    @pages(web)
+    def compare(
+        request: Request,
+        runs: str = "",
+        metric: str = "",
+        pick: Annotated[list[str] | None, Query()] = None,
+    ) -> Response:
+        principal = web.principal(request)
+        ids = [x.strip() for x in [*runs.split(","), *(pick or [])] if x.strip()][:20]
+        chosen = []
+        for run_id in ids:
+            web.check(principal, "run", run_id)
+            chosen.append(store.get_run(run_id))
+        params = sorted({k for run in chosen for k in run.params})
+        metrics = sorted({k for run in chosen for k in run.metrics})
+        keys = sorted({k for run in chosen for k in store.metric_series(run.id)})
+        metric = metric if metric in keys else (keys[0] if keys else "")
+
+        def differs(kind: str, key: str) -> bool:
+            values = [repr(getattr(run, kind).get(key)) for run in chosen]
+            return len(set(values)) > 1
+
+        return web.render(
+            request,
+            "compare.html",
+            runs=chosen,
+            ids=",".join(run.id for run in chosen),
+            params=params,
+            metrics=metrics,
+            keys=keys,
+            metric=metric,
+            differs=differs,
+        )
+
+    @r.get("/login")
+    def login_form(request: Request, next: str = "/") -> Response:
+        if not web.guard.enabled:
+            return RedirectResponse("/", 303)
+        return web.render(request, "login.html", next=safe_next(next), problem=None)
+
+    @r.post("/login")
+    @pages(web)
+    def login(request: Request, data: FormData) -> Response:
+        check_csrf(request, data.get("csrf"))
+        token, next = data.get("token", ""), data.get("next", "/")
+        if not web.guard.enabled:
+            return RedirectResponse("/", 303)
+        try:
+            web.guard.authenticate(f"Bearer {token.strip()}")
+        except AuthenticationError as exc:
+            return web.render(request, "login.html", 401, next=safe_next(next), problem=exc.message)
+        response = RedirectResponse(safe_next(next), 303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token.strip(),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    @r.post("/logout")
+    @pages(web)
+    def logout(request: Request, data: FormData) -> Response:
+        check_csrf(request, data.get("csrf"))
+        response = RedirectResponse("/login" if web.guard.enabled else "/", 303)
+        response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
+        return response
+
+    return r
+
+
+def _quote_field(key: str) -> str:
+    """A column for the order-by language; keys with odd characters go in backquotes."""
+    kind, _, name = key.partition(".")
+    if kind in ("params", "metrics") and not name.replace("_", "a").isalnum():
+        return f"{kind}.`{name}`"
+    return key
+
+
+def _cell(run: Any, col: str) -> Any:
+    kind, _, name = col.partition(".")
+    return (run.params if kind == "params" else run.metrics).get(name)
