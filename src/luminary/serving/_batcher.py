@@ -15,6 +15,7 @@ concatenation into the batch (none when a batch holds one request).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
@@ -31,6 +32,8 @@ from luminary.serving._errors import (
 )
 from luminary.serving._types import ModelSpec
 from luminary.serving.backends import Backend
+
+log = logging.getLogger("luminary.serving")
 
 DEFAULT_MAX_QUEUE_SIZE = 4096
 # A synchronous caller that ran its own batch keeps serving the queue while batches take less
@@ -329,7 +332,7 @@ class Batcher:
                 )
             self._complete(expired)
             if self._observer is not None:
-                self._observer(None, len(expired))
+                self._observe(None, len(expired))
         return batch
 
     def _execute(self, backend: Backend, batch: list[Pending]) -> None:
@@ -360,12 +363,12 @@ class Batcher:
                 p.error = err
             self._complete(batch)
             if self._observer is not None:
-                self._observer(None, len(batch))
+                self._observe(None, len(batch))
             return
         t3 = time.monotonic_ns()
         if self._observer is not None:  # before waking anyone: this thread still has the CPU
             enqueued = sum(p.enqueued_ns for p in batch)
-            self._observer(
+            self._observe(
                 BatchTimings(
                     requests=len(batch),
                     events=sum(p.events for p in batch),
@@ -378,6 +381,14 @@ class Batcher:
                 0,
             )
         self._complete(batch)
+
+    def _observe(self, timings: BatchTimings | None, failed: int) -> None:
+        """Statistics must never stop a batch from being answered."""
+        assert self._observer is not None
+        try:
+            self._observer(timings, failed)
+        except Exception:
+            log.exception("statistics of model %r failed", self.spec.name)
 
     @staticmethod
     def _complete(batch: list[Pending]) -> None:

@@ -204,7 +204,19 @@ class Core:
                     loaded.batcher.submit(pending)
                 return loaded
             except RetiredError:
-                loaded = self.repository.get(loaded.spec.name, "")
+                old = loaded.spec
+                loaded = self.repository.get(old.name, "")
+                new = loaded.spec
+                if (new.inputs, new.outputs, new.max_batch_size) != (
+                    old.inputs,
+                    old.outputs,
+                    old.max_batch_size,
+                ):
+                    msg = (
+                        f"model {old.name!r} version {old.version} was replaced by version "
+                        f"{new.version}, whose inputs or outputs differ; send the request again"
+                    )
+                    raise UnavailableError(msg) from None
             except ServingError:
                 loaded.stats.failed()
                 raise

@@ -9,6 +9,7 @@ the responses stream back in order.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from google.protobuf.message import DecodeError
 
 from luminary.serving._batcher import Pending
 from luminary.serving._core import Core, InputTensor
-from luminary.serving._errors import InvalidInputError, ServingError
+from luminary.serving._errors import InvalidInputError, ModelExecutionError, ServingError
 from luminary.serving._frontend import (
     EXTENSIONS,
     SERVER_NAME,
@@ -33,6 +34,8 @@ from luminary.serving._frontend import (
 from luminary.serving._proto import grpc_service_pb2 as pb
 from luminary.serving._repository import LoadedModel
 from luminary.serving._types import CONTENTS_FIELD
+
+log = logging.getLogger("luminary.serving")
 
 SERVICE = "inference.GRPCInferenceService"
 MAX_MESSAGE = 1 << 30
@@ -137,7 +140,8 @@ class Servicer:
             raise  # abort raises; this keeps type checkers informed
 
     def ModelStreamInfer(self, requests: Iterator[Any], context: Any) -> Iterator[Any]:
-        inflight: queue.Queue[Any] = queue.Queue(maxsize=256)
+        # Unbounded: the reader never blocks, so it always sees the end of a cancelled stream.
+        inflight: queue.Queue[Any] = queue.Queue()
         done = object()
 
         def reader() -> None:
@@ -154,6 +158,10 @@ class Servicer:
                         inflight.put((request, loaded, pending, None))
                     except ServingError as exc:
                         inflight.put((request, None, None, exc))
+                    except Exception as exc:
+                        log.exception("stream request failed")
+                        failure = ModelExecutionError(f"the request failed: {exc}")
+                        inflight.put((request, None, None, failure))
             except grpc.RpcError:
                 pass  # the client went away; the stream ends
             finally:

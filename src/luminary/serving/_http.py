@@ -10,11 +10,11 @@ overloaded, timed out) or 500.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 from luminary.serving._core import Core, InputTensor
 from luminary.serving._errors import (
@@ -152,7 +152,7 @@ class InferenceApp:
                 rows = [r for r in rows if r["state"] == "READY"]
             return _json_response(200, [{k: v for k, v in r.items() if v} for r in rows])
         if len(rest) == 3 and rest[0] == "models" and rest[2] in ("load", "unload"):
-            name = rest[1]
+            name = unquote(rest[1])
             params = request.get("parameters") or {}
             if any(k == "config" or k.startswith("file:") for k in params):
                 raise HttpError(
@@ -313,8 +313,6 @@ class InferenceApp:
 
 def _model_path(parts: list[str]) -> tuple[str, str]:
     """``[name]`` or ``[name, "versions", v]``."""
-    from urllib.parse import unquote
-
     if len(parts) == 1 and parts[0]:
         return unquote(parts[0]), ""
     if len(parts) == 3 and parts[1] == "versions" and parts[2]:
@@ -339,16 +337,22 @@ def _parse_json(raw: bytes | memoryview) -> dict[str, Any]:
 
 
 def _decompress(encoding: bytes, body: bytes) -> bytes:
+    """The body inflated, to at most MAX_BODY bytes (a small bomb cannot fill the memory)."""
+    if encoding not in (b"gzip", b"deflate"):
+        msg = f"Content-Encoding {encoding.decode(errors='replace')} is not supported"
+        raise InvalidInputError(msg)
+    inflater = zlib.decompressobj(31 if encoding == b"gzip" else 15)
     try:
-        if encoding == b"gzip":
-            return gzip.decompress(body)
-        if encoding == b"deflate":
-            return zlib.decompress(body)
-    except (OSError, zlib.error, EOFError) as exc:
+        out = inflater.decompress(body, MAX_BODY + 1)
+    except zlib.error as exc:
         msg = f"the body is not valid {encoding.decode()}: {exc}"
         raise InvalidInputError(msg) from None
-    msg = f"Content-Encoding {encoding.decode(errors='replace')} is not supported"
-    raise InvalidInputError(msg)
+    if len(out) > MAX_BODY or inflater.unconsumed_tail:
+        raise HttpError(413, f"the body inflates to more than {MAX_BODY} bytes")
+    if not inflater.eof:
+        msg = f"the body is not valid {encoding.decode()}: it ends before the stream does"
+        raise InvalidInputError(msg)
+    return out
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes:

@@ -319,12 +319,12 @@ class ActiveRun:
             return
         try:
             report = sampler.stop()
-        except LuminaryError as exc:  # a meter stopped answering: the run still ends
+            self.log(report.to_metrics())
+            self._store.set_tags(self.id, report.to_tags())
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the run still ends
             log.warning("run %s: energy not recorded: %s", self.id, exc)
             return
         self.energy = report
-        self.log(report.to_metrics())
-        self._store.set_tags(self.id, report.to_tags())
 
     def _check_open(self) -> None:
         if self._ended:

@@ -323,3 +323,19 @@ def test_a_real_onnx_model_answers_each_request_as_if_run_alone(
     assert len(observed) == 1
     assert observed[0] is not None
     assert (observed[0].requests, observed[0].events) == (3, 9)
+
+
+def test_a_failing_statistics_observer_never_leaves_requests_waiting(
+    make_batcher: MakeBatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(timings: BatchTimings | None, failed: int) -> None:
+        raise RuntimeError("statistics bug")
+
+    batcher = make_batcher(spec(), [RecordingBackend()], broken)
+    for _ in range(3):  # the worker survives: later requests are answered too
+        p = Pending({"x": rows(2, 0.0)}, 2)
+        batcher.submit(p)
+        assert p.wait(5.0)
+        assert p.error is None
+        assert p.result is not None
+    assert "statistics of model 'fake' failed" in caplog.text

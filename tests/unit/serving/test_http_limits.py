@@ -93,3 +93,28 @@ def test_requests_beyond_the_inflight_limit_get_503_and_the_admitted_one_complet
     assert answered.status_code == 200
     assert answered.json()["outputs"][0]["data"] == [3.0] * 8
     assert later.status_code == 200  # the slot is free again
+
+
+def test_a_compressed_body_that_inflates_past_the_limit_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gzip
+
+    from luminary.serving import _http
+
+    monkeypatch.setattr(_http, "MAX_BODY", 1 << 20)  # 1 MiB, so the test stays small
+    bomb = gzip.compress(b"\0" * (8 << 20))  # 8 MiB of zeros in a few KiB
+    repo = ModelRepository()
+    app = InferenceApp(Core(repo))
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.post(
+                "/v2/models/any/infer", content=bomb, headers={"Content-Encoding": "gzip"}
+            )
+
+    answer = asyncio.run(post())
+    repo.close()
+    assert answer.status_code == 413
+    assert "inflates to more than" in answer.json()["error"]

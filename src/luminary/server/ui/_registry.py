@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -59,7 +61,7 @@ def router(web: Web) -> APIRouter:
             msg = f"version must be a version number of {name!r}, not {version!r}"
             raise InvalidArgumentError(msg)
         store.set_alias(name, alias.strip(), int(version), principal.user)
-        return RedirectResponse(f"/models/{name}", 303)
+        return RedirectResponse(f"/models/{quote(name, safe='')}", 303)
 
     @r.get("/models/{name}/versions/{version}/lineage")
     @pages(web)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -156,13 +156,13 @@ def router(web: Web) -> APIRouter:
                 while block := fh.read(1 << 20):
                     yield block
 
-        name = path.rsplit("/", 1)[-1].replace('"', "")
+        name = quote(path.rsplit("/", 1)[-1], safe="")  # RFC 5987: any name, as UTF-8
         return StreamingResponse(
             chunks(),
             media_type="application/octet-stream",
             headers={
                 "content-length": str(entry.size),
-                "content-disposition": f'attachment; filename="{name}"',
+                "content-disposition": f"attachment; filename*=UTF-8''{name}",
             },
         )
 
