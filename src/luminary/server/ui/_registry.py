@@ -71,6 +71,14 @@ def router(web: Web) -> APIRouter:
         from luminary.lineage import lineage
 
         lin = lineage(f"{name}@{version}", store)
+        # Everything the graph shows must be readable by this user, as through the API: the
+        # run, the data it used, and the versions it derives from or that derive from it.
+        if lin.run is not None:
+            web.check(principal, "run", lin.run.id)
+        for data in lin.inputs:
+            web.check(principal, "dataset", data.dataset)
+        for other in [*lin.ancestors, *lin.derived]:
+            web.check(principal, "model", other.model)
         return web.render(
             request,
             "lineage.html",
