@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
-from luminary.energy._discover import default_meters
 from luminary.energy._sampler import DEFAULT_INTERVAL_S, Sampler
 from luminary.energy.models import EnergyReport
 from luminary.errors import InvalidArgumentError, InvalidStateError
@@ -60,21 +59,12 @@ class Measurement:
         self._report: EnergyReport | None = None
 
     def _new_sampler(self) -> Sampler:
-        meters = default_meters(self.pids, tdp_w=self.tdp_w)
-        try:
-            return Sampler(meters, interval_s=self.interval_s, pids=self.pids)
-        except BaseException:
-            for meter in meters:
-                meter.close()
-            raise
+        # The sampler makes the meters and closes them when it stops (or fails to start).
+        return Sampler(interval_s=self.interval_s, pids=self.pids, tdp_w=self.tdp_w)
 
     @staticmethod
     def _finish(sampler: Sampler) -> EnergyReport:
-        try:
-            return sampler.stop()
-        finally:
-            for meter in sampler.meters:
-                meter.close()
+        return sampler.stop()
 
     @property
     def report(self) -> EnergyReport:
@@ -88,12 +78,7 @@ class Measurement:
             msg = "this measurement is already running; use a new measure() per block"
             raise InvalidStateError(msg)
         sampler = self._new_sampler()
-        try:
-            sampler.start()
-        except BaseException:
-            for meter in sampler.meters:
-                meter.close()
-            raise
+        sampler.start()
         self._report = None
         self._sampler = sampler
         return self

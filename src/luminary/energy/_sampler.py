@@ -53,6 +53,8 @@ class Sampler:
         meters: Sequence[Meter] | None = None,
         interval_s: float = DEFAULT_INTERVAL_S,
         pids: Sequence[int] | None = None,
+        *,
+        tdp_w: float | None = None,
     ) -> None:
         if not interval_s > 0:
             msg = f"interval_s={interval_s!r} is not valid; give a positive number of seconds"
@@ -63,7 +65,7 @@ class Sampler:
         if meters is None:
             from luminary.energy._discover import default_meters
 
-            meters = default_meters(pids=self.processes.pids)
+            meters = default_meters(pids=self.processes.pids, tdp_w=tdp_w)
         devices = [m.device for m in meters]
         duplicates = sorted({d for d in devices if devices.count(d) > 1})
         if duplicates:
@@ -99,7 +101,7 @@ class Sampler:
         self._started_at = time.monotonic()
         try:
             self._tracks = [Track(m.kind, m.read()) for m in self.meters]
-        except BackendUnavailableError:
+        except BaseException:
             self._close_owned()
             raise
         self._started = True
