@@ -19,7 +19,15 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     """Every test gets its own LUMINARY_HOME and a fresh SDK store."""
     home = tmp_path / "home"
     monkeypatch.setenv("LUMINARY_HOME", str(home))
-    for var in ("LUMINARY_DB", "LUMINARY_BLOBS", "LUMINARY_URI", "LUMINARY_PROJECT"):
+    for var in (
+        "LUMINARY_DB",
+        "LUMINARY_BLOBS",
+        "LUMINARY_URI",
+        "LUMINARY_PROJECT",
+        "LUMINARY_SYNC",
+        "LUMINARY_SQLITE_SYNC",
+        "LUMINARY_FSYNC",
+    ):
         monkeypatch.delenv(var, raising=False)
     set_store(None)
     yield home

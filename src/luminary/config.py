@@ -10,8 +10,15 @@
 - ``LUMINARY_TOKEN``: sent to the server as ``Authorization: Bearer …``.
 - ``LUMINARY_HEARTBEAT``: seconds between run heartbeats (default 10); a running run whose
   heartbeat is three beats old is shown as killed.
-- ``LUMINARY_SQLITE_SYNC``: SQLite ``synchronous`` pragma; ``NORMAL`` (default) survives a
-  process crash, ``FULL`` also a power cut.
+- ``LUMINARY_SYNC``: what "durable" means once ``flush()`` or the end of a run returns.
+  ``normal`` (default): survives a crash of the process (SQLite ``synchronous=NORMAL`` in WAL
+  mode: the commit is in the write-ahead log, which the operating system writes out later), not
+  a power cut or a kernel crash, which may lose the last commits (never corrupt the database).
+  ``full``: survives a power cut too (SQLite ``synchronous=FULL``: an fsync at every commit,
+  and every blob that ``datasets add`` copies is fsynced, as with ``LUMINARY_FSYNC=1``).
+  On PostgreSQL the server decides (its ``synchronous_commit`` and ``fsync`` settings, on by
+  default): a commit it acknowledges survives a power cut of the database machine whatever
+  this setting says. ``LUMINARY_SQLITE_SYNC`` is the older name (also accepts ``NORMAL``/``FULL``).
 - ``LUMINARY_FSYNC``: ``1`` makes every file copied into the blob store by ``datasets add``
   durable against a power cut (one fsync per file); by default the operating system flushes
   them, which survives a crash of the process. Reads verify every blob either way.
@@ -20,12 +27,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from luminary.errors import InvalidArgumentError
 
-__all__ = ["Settings"]
+__all__ = ["SYNC_LEVELS", "Settings", "sync_level"]
+
+#: ``LUMINARY_SYNC`` values and the SQLite ``synchronous`` pragma each one sets.
+SYNC_LEVELS = {"normal": "NORMAL", "full": "FULL"}
 
 
 @dataclass(frozen=True)
@@ -51,11 +62,9 @@ class Settings:
         db_url = env.get("LUMINARY_DB") or f"sqlite:///{root / 'luminary.db'}"
         blobs = env.get("LUMINARY_BLOBS") or str(root / "blobs")
         heartbeat = _positive_float("LUMINARY_HEARTBEAT", env.get("LUMINARY_HEARTBEAT", "10"))
-        sync = env.get("LUMINARY_SQLITE_SYNC", "NORMAL").upper()
-        if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-            msg = f"LUMINARY_SQLITE_SYNC={sync!r} is not valid; use NORMAL or FULL"
-            raise InvalidArgumentError(msg)
+        sync = _sync_from_env(env)
         fsync = env.get("LUMINARY_FSYNC", "0").strip().lower() in {"1", "true", "yes"}
+        fsync = fsync or sync == "FULL"
         return cls(
             home=root,
             db_url=db_url,
@@ -66,6 +75,35 @@ class Settings:
             uri=env.get("LUMINARY_URI") or None,
             token=env.get("LUMINARY_TOKEN") or None,
         )
+
+
+def sync_level(value: str, name: str = "LUMINARY_SYNC") -> str:
+    """The SQLite ``synchronous`` pragma for a ``LUMINARY_SYNC`` value (``normal`` or ``full``,
+    any case); :class:`InvalidArgumentError` for anything else."""
+    level = SYNC_LEVELS.get(value.strip().lower())
+    if level is None:
+        msg = (
+            f"{name}={value!r} is not valid; use {name}=normal (survives a crash of the "
+            f"process, the default) or {name}=full (survives a power cut: fsync at every commit)"
+        )
+        raise InvalidArgumentError(msg)
+    return level
+
+
+def _sync_from_env(env: Mapping[str, str]) -> str:
+    new, old = env.get("LUMINARY_SYNC"), env.get("LUMINARY_SQLITE_SYNC")
+    if new is not None:
+        level = sync_level(new)
+        if old is not None and sync_level(old, "LUMINARY_SQLITE_SYNC") != level:
+            msg = (
+                f"LUMINARY_SYNC={new!r} and LUMINARY_SQLITE_SYNC={old!r} disagree; "
+                "unset LUMINARY_SQLITE_SYNC (the older name of LUMINARY_SYNC)"
+            )
+            raise InvalidArgumentError(msg)
+        return level
+    if old is not None:
+        return sync_level(old, "LUMINARY_SQLITE_SYNC")
+    return "NORMAL"
 
 
 def _positive_float(name: str, text: str) -> float:

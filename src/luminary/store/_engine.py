@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from luminary.config import sync_level
 from luminary.errors import BackendUnavailableError, InvalidArgumentError, MissingDependencyError
 
 __all__ = ["HEAD_REVISION", "create_engine", "migrate", "next_version", "read_tx", "write_tx"]
@@ -35,7 +36,16 @@ _PG_LOCK_KEY = 0x4C554D494E  # "LUMIN"
 def create_engine(
     url: str, *, sqlite_sync: str = "NORMAL", busy_timeout_s: float = 60.0
 ) -> sa.Engine:
-    """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://…``)."""
+    """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://…``).
+
+    ``sqlite_sync`` (``normal`` or ``full``, see ``LUMINARY_SYNC`` in :mod:`luminary.config`)
+    sets SQLite's ``synchronous`` pragma on every connection (``off`` too, for throwaway
+    databases such as a benchmark's seed). PostgreSQL's durability is the server's
+    (``synchronous_commit``); the setting does not change it.
+    """
+    sqlite_sync = (
+        "OFF" if sqlite_sync.strip().upper() == "OFF" else sync_level(sqlite_sync, "sqlite_sync")
+    )
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as exc:

@@ -2,10 +2,12 @@
 
 ``log`` appends to an in-memory buffer and returns; a daemon thread writes the buffer every
 ``flush_every_s`` seconds (or sooner once ``batch_size`` points wait) in one transaction, and
-beats the run's heartbeat. ``flush()`` writes everything logged so far before it returns; the
-end of the run flushes too. If the database is briefly unavailable the points stay in the
-buffer and the writer retries the same chunk under the same batch id (so a write that was stored
-but not acknowledged is not stored twice); ``flush()`` raises what went wrong.
+beats the run's heartbeat. ``flush()`` commits everything logged so far before it returns; the
+end of the run flushes too. A commit survives a crash of the process; a power cut too only with
+``LUMINARY_SYNC=full`` (embedded SQLite) or on a PostgreSQL server that fsyncs its commits. If
+the database is briefly unavailable the points stay in the buffer and the writer retries the
+same chunk under the same batch id (so a write that was stored but not acknowledged is not
+stored twice); ``flush()`` raises what went wrong.
 
 Thread safety: ``log`` may be called from several threads. Params, tags and artifacts are
 written synchronously (a conflicting param must fail where it is set).
@@ -161,7 +163,13 @@ class ActiveRun:
 
     # -- writing ---------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write every point logged so far; when it returns they are durable."""
+        """Write every point logged so far; when it returns they are committed to the store.
+
+        What a commit survives is the store's setting (``LUMINARY_SYNC``): with the default
+        ``normal`` an embedded SQLite store keeps them through a crash of the process but may
+        lose the last commits to a power cut; ``full`` keeps them through a power cut too. On
+        PostgreSQL or a server the database server's settings decide.
+        """
         self._drain()
 
     def _drain(self) -> None:
@@ -293,7 +301,8 @@ class ActiveRun:
 
     # -- lifecycle -------------------------------------------------------------------------
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
-        """Flush, stop the writer, and record the final status. Idempotent."""
+        """Flush, stop the writer, and record the final status. Idempotent. What is committed
+        survives what ``LUMINARY_SYNC`` promises (see :meth:`flush`)."""
         if self._ended:
             return
         final = RunStatus(status)
