@@ -12,6 +12,12 @@ import sqlalchemy as sa
 from luminary.store._schema import metadata
 from luminary.store._sql import SqlStore
 from luminary.tracking import set_store
+from tests._components import require, required
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse an unknown name in LUMINARY_TEST_REQUIRE before any test runs."""
+    required()
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +56,7 @@ def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
 def _postgres_base_url() -> str:
     url = os.environ.get("LUMINARY_TEST_POSTGRES_URL")
     if not url:
-        pytest.skip("LUMINARY_TEST_POSTGRES_URL is not set (CI sets it when PostgreSQL answers)")
+        require("postgres", "LUMINARY_TEST_POSTGRES_URL is not set")
     return url
 
 

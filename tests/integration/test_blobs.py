@@ -33,6 +33,7 @@ from luminary.errors import (
 )
 from luminary.store import blobs as blobs_module
 from luminary.store.blobs import Blob, BlobStore, hash_bytes
+from tests._components import require
 from tests.integration.remote_servers import (
     S3Server,
     Unavailable,
@@ -60,7 +61,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs")) as server:
             yield server
     except Unavailable as exc:
-        pytest.skip(str(exc))
+        require("s3", str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def xrootd() -> Iterator[XRootDServer]:
         with xrootd_server() as server:
             yield server
     except Unavailable as exc:
-        pytest.skip(str(exc))
+        require("xrootd", str(exc))
 
 
 # -- one backend, a fresh prefix per test -------------------------------------------------------

@@ -15,6 +15,7 @@ import luminary as lm
 from luminary.datasets import _api as ds
 from luminary.demo._jets import make_jets
 from luminary.demo._rootio import write_jets_root
+from tests._components import require
 from tests.integration.remote_servers import S3Server, Unavailable, seaweedfs_s3, unique_name
 
 
@@ -24,7 +25,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs")) as server:
             yield server
     except Unavailable as exc:
-        pytest.skip(str(exc))
+        require("s3", str(exc))
 
 
 @pytest.fixture

@@ -29,9 +29,10 @@ from luminary.errors import BackendUnavailableError, NotFoundError
 from luminary.store import SqlStore
 from luminary.store._rest import RestStore
 from luminary.tracking._run import ActiveRun
+from tests._components import import_component, require
 from tests.integration.luminary_server import serve_in_thread
 
-pytest.importorskip("psycopg", reason="psycopg (luminary[postgres]) is not installed")
+import_component("psycopg", "postgres")
 
 
 # -- a private PostgreSQL -------------------------------------------------------------------
@@ -80,21 +81,21 @@ def _free_port() -> int:
 def private_postgres() -> Iterator[PrivatePostgres]:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        pytest.skip("PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) are missing")
+        require("postgres", "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb)")
     bindir = Path(found[-1]).parent
     try:
         pg_user = pwd.getpwnam("postgres")
     except KeyError:
-        pytest.skip("no `postgres` OS user to run a private PostgreSQL as")
+        require("postgres", "no `postgres` OS user to run a private PostgreSQL as")
     if os.geteuid() == 0:
         runuser = shutil.which("runuser")
         if runuser is None:
-            pytest.skip("running as root without `runuser` to start PostgreSQL as postgres")
+            require("postgres", "running as root without `runuser` to start PostgreSQL as postgres")
         as_user = [runuser, "-u", "postgres", "--"]
     elif os.geteuid() == pg_user.pw_uid:
         as_user = []
     else:
-        pytest.skip("a private PostgreSQL needs root (to run as postgres) or the postgres user")
+        require("postgres", "a private PostgreSQL needs root (to run as postgres) or user postgres")
     root = Path(tempfile.mkdtemp(prefix="luminary-pg-"))
     root.chmod(0o755)
     if os.geteuid() == 0:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests._components import import_component
 from tests.integration.serving._support import (
     ModelFolder,
     Reference,
@@ -19,8 +20,10 @@ from tests.integration.serving._support import (
     start_server,
 )
 
-for _module in ("onnx", "onnxruntime", "grpc", "uvicorn", "tritonclient.http", "tritonclient.grpc"):
+for _module in ("onnx", "onnxruntime", "grpc", "uvicorn"):
     pytest.importorskip(_module, reason=f"{_module} is missing: pip install -e '.[dev]'")
+for _module in ("tritonclient.http", "tritonclient.grpc"):
+    import_component(_module, "triton")
 
 if TYPE_CHECKING:
     import tritonclient.grpc as grpcclient

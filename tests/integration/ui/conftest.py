@@ -18,6 +18,7 @@ import pytest
 
 from luminary.store import SqlStore
 from luminary.store.models import RunStatus
+from tests._components import import_component, require
 from tests.integration.luminary_server import serve_in_thread
 
 CHROMIUM = Path(os.environ.get("LUMINARY_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -114,10 +115,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="the playwright package (dev extra) is not installed"
-    )
+        require("chromium", f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)")
+    sync_api = import_component("playwright.sync_api", "chromium")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]

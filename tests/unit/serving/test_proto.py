@@ -8,9 +8,10 @@ import pytest
 
 from luminary.serving._proto import grpc_service_pb2 as ours
 from luminary.serving._proto import model_config_pb2 as ours_config
+from tests._components import import_component
 
-triton_service = pytest.importorskip("tritonclient.grpc.service_pb2")
-triton_config = pytest.importorskip("tritonclient.grpc.model_config_pb2")
+triton_service = import_component("tritonclient.grpc.service_pb2", "triton")
+triton_config = import_component("tritonclient.grpc.model_config_pb2", "triton")
 
 
 def _mismatches(mine: Any, theirs: Any, path: str) -> list[str]:

@@ -32,6 +32,7 @@ from luminary.store._filter import (
     referenced_fields,
 )
 from luminary.store._schema import metadata, metric_series, params, projects, runs, tags
+from tests._components import require
 
 PG: sa.Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
@@ -319,7 +320,7 @@ def _postgres_engine() -> Iterator[sa.Engine]:
     """An engine on a fresh schema of the server LUMINARY_TEST_POSTGRES_URL names."""
     base = os.environ.get("LUMINARY_TEST_POSTGRES_URL")
     if not base:
-        pytest.skip("LUMINARY_TEST_POSTGRES_URL is not set")
+        require("postgres", "LUMINARY_TEST_POSTGRES_URL is not set")
     schema = f"lm_filter_{secrets.token_hex(6)}"
     admin = sa.create_engine(base)
     with admin.begin() as conn:
