@@ -1,5 +1,5 @@
 """The Store contract against embedded SQLite, the machine's PostgreSQL, and the REST client
-talking to a real server."""
+talking to a real server over each of them (team mode runs on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -27,19 +27,40 @@ class TestPostgresStore(StoreContract, RegistryContract, DatasetContract):
         return postgres_store
 
 
+def _rest_over(backing: SqlStore, tmp_path: Path) -> Iterator[Store]:
+    from luminary.store._rest import RestStore
+
+    with serve_in_thread(backing, tmp_path / "spool", auth=False) as url:
+        rest = RestStore(url, cache_dir=str(tmp_path / "cache"))
+        yield rest
+        rest.close()
+
+
+def _blobs_of(backing: SqlStore) -> BlobStore:
+    assert isinstance(backing.blobs, BlobStore)
+    return backing.blobs
+
+
 class TestRestStore(StoreContract, RegistryContract, DatasetContract):
     """The REST client against a real server (uvicorn on a free port) over embedded SQLite."""
 
     @pytest.fixture
     def store(self, sqlite_store: SqlStore, tmp_path: Path) -> Iterator[Store]:
-        from luminary.store._rest import RestStore
-
-        with serve_in_thread(sqlite_store, tmp_path / "spool", auth=False) as url:
-            rest = RestStore(url, cache_dir=str(tmp_path / "cache"))
-            yield rest
-            rest.close()
+        yield from _rest_over(sqlite_store, tmp_path)
 
     @pytest.fixture
     def backing_blobs(self, sqlite_store: SqlStore) -> BlobStore:
-        assert isinstance(sqlite_store.blobs, BlobStore)
-        return sqlite_store.blobs
+        return _blobs_of(sqlite_store)
+
+
+@pytest.mark.postgres
+class TestRestOverPostgresStore(StoreContract, RegistryContract, DatasetContract):
+    """The REST client against a real server whose store is PostgreSQL: team mode."""
+
+    @pytest.fixture
+    def store(self, postgres_store: SqlStore, tmp_path: Path) -> Iterator[Store]:
+        yield from _rest_over(postgres_store, tmp_path)
+
+    @pytest.fixture
+    def backing_blobs(self, postgres_store: SqlStore) -> BlobStore:
+        return _blobs_of(postgres_store)
