@@ -158,6 +158,7 @@ def test_eight_processes_write_to_one_home_without_locking_errors(
 
 # -- SIGKILL ------------------------------------------------------------------------------
 FLUSHED = 5_000
+STALE_AFTER_S = 60
 
 _VICTIM = """
 import sys, time
@@ -181,28 +182,46 @@ while True:  # points the parent never waits for; the writer thread flushes some
 def test_sigkill_leaves_a_sound_store_and_a_killed_run(
     children: Children, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LUMINARY_HEARTBEAT", "0.2")  # stale (shown killed) after 0.6 s
+    # The victim beats every 0.2 s; this test's observer judges staleness after 60 s, and
+    # once the victim is dead drives the clock past that instead of waiting on it, so a
+    # loaded machine that delays a heartbeat cannot make a living run look killed.
+    monkeypatch.setenv("LUMINARY_HEARTBEAT", "0.2")
     set_store(None)
+    observer = SqlStore(
+        f"sqlite:///{home / 'luminary.db'}", str(home / "blobs"), stale_after_s=STALE_AFTER_S
+    )
     victim = children.start(children.script("victim", _VICTIM), FLUSHED)
     assert victim.stdout is not None
     line = victim.stdout.readline().split()
     assert line[:1] == ["flushed"], victim.communicate(timeout=CHILD_TIMEOUT_S)
     run_id = line[1]
-    time.sleep(0.5)  # a few background writes and heartbeats, maybe one in flight now
-    assert lm.get_run(run_id).status is RunStatus.RUNNING  # it beats while alive
+    try:
+        first = observer.get_run(run_id).heartbeat_at
+        deadline = time.monotonic() + CHILD_TIMEOUT_S
+        while (alive := observer.get_run(run_id)).heartbeat_at == first:  # it beats while alive
+            assert time.monotonic() < deadline, "the victim's heartbeat never advanced"
+            time.sleep(0.05)
+        assert alive.status is RunStatus.RUNNING
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=CHILD_TIMEOUT_S)
+        assert victim.returncode == -signal.SIGKILL
+
+        _integrity_ok(home / "luminary.db")
+
+        last = observer.get_run(run_id)
+        assert last.status is RunStatus.RUNNING  # nobody has judged it yet
+        assert last.heartbeat_at is not None
+        last_beat_ms = round(last.heartbeat_at.timestamp() * 1000)
+        # One tick before the staleness limit it is still running; one after, killed.
+        assert observer.reap_stale_runs(now_ms=last_beat_ms + STALE_AFTER_S * 1000) == 0
+        assert observer.get_run(run_id).status is RunStatus.RUNNING
+        assert observer.reap_stale_runs(now_ms=last_beat_ms + STALE_AFTER_S * 1000 + 1) == 1
+    finally:
+        observer.close()
     set_store(None)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=CHILD_TIMEOUT_S)
-    assert victim.returncode == -signal.SIGKILL
-    killed_at = time.monotonic()
-
-    _integrity_ok(home / "luminary.db")
-
-    deadline = killed_at + 6
-    while (run := lm.get_run(run_id)).status is RunStatus.RUNNING and time.monotonic() < deadline:
-        time.sleep(0.1)
+    run = lm.get_run(run_id)
     assert run.status is RunStatus.KILLED
-    assert run.end_time is not None
+    assert run.end_time == last.heartbeat_at  # it ended when it last showed life
     assert run.end_time >= run.start_time
 
     hist = lm.get_metric_history(run_id, "loss")
