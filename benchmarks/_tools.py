@@ -226,9 +226,10 @@ def run_h2load(
     concurrency is ``clients``. ``payload`` is POSTed as the body (for gRPC pass a
     :func:`grpc_frame` and the headers ``content-type: application/grpc`` and
     ``te: trailers``). h2load prints only min/max/mean/sd, so the percentiles come from its
-    per-request ``--log-file``. Note that h2load sees HTTP status only: a gRPC error (status
-    200 with a non-zero grpc-status trailer) still counts as succeeded, so check the server
-    answers correctly with a real client first.
+    per-request ``--log-file``. ``requests_per_s`` counts 2xx replies only (``offered_per_s``
+    every reply; ``errors`` the non-2xx and failed ones). h2load sees HTTP status only: a gRPC
+    error (status 200 with a non-zero grpc-status trailer) still counts as succeeded, so check
+    the server answers correctly with a real client first.
     """
     exe = h2load()
     if exe is None:
@@ -251,6 +252,13 @@ def run_h2load(
         result["seconds"], result["requests_per_s"] = float(m[1]), float(m[2])
     if m := re.search(r"requests: (\d+) total.*?(\d+) succeeded, (\d+) failed, (\d+) errored", out):
         result.update(requests=int(m[1]), succeeded=int(m[2]), failed=int(m[3]) + int(m[4]))
+    if m := re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out):
+        # An error reply is an error, not a served request: the rate counts 2xx only.
+        ok, non_ok = int(m[1]), int(m[2]) + int(m[3]) + int(m[4])
+        result["errors"] = result.get("failed", 0) + non_ok
+        if "requests_per_s" in result:
+            result["offered_per_s"] = result["requests_per_s"]
+            result["requests_per_s"] = ok / result["seconds"] if result["seconds"] else 0.0
     if m := re.search(r"time for request:\s+" + r"\s+".join([_TIME] * 4), out):
         scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
         for i, key in enumerate(("min_ms", "max_ms", "mean_ms", "sd_ms")):

@@ -125,7 +125,7 @@ def single_client(url: str, points: int) -> dict[str, float]:
     return {
         "points": points,
         "stored": stored,
-        "rate": points / elapsed,
+        "rate": stored / elapsed,  # what the server stored, not what was offered
         "log_calls_per_s": points / logged,
     }
 
@@ -150,19 +150,18 @@ def many_clients(url: str, clients: int, seconds: float, rate: float) -> dict[st
         reports.append(json.loads(out.strip().splitlines()[-1]))
     import luminary as lm
 
-    lost = 0
-    sent = 0
+    sent = stored = 0
     for r in reports:
         for key in ("loss", "lr"):
-            stored = len(lm.get_metric_history(r["run"], key))
             sent += r["sent"]
-            lost += r["sent"] - stored
+            stored += len(lm.get_metric_history(r["run"], key))
     return {
         "clients": clients,
         "seconds": seconds,
         "sent": sent,
-        "lost": lost,
-        "rate": sent / seconds,
+        "stored": stored,
+        "lost": sent - stored,
+        "rate": stored / seconds,  # what the server stored, not what was offered
     }
 
 
@@ -248,7 +247,8 @@ def main() -> None:
     )
     table.add_row(
         f"{m['clients']} clients for {m['seconds']:g} s",
-        f"{m['sent']:,} points acknowledged, {m['lost']} lost ({m['rate']:,.0f} points/s together)",
+        f"{m['stored']:,} of {m['sent']:,} points stored, {m['lost']} lost "
+        f"({m['rate']:,.0f} stored points/s together)",
         "nothing lost",
     )
     table.add_row(

@@ -598,8 +598,10 @@ def verdict(ok: bool | None) -> str:
 def build_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     lum, mlf = res["luminary"], res.get("mlflow")
     ingest = lum["ingest"]["durable_rate"]
+    ingest_full = lum["ingest_full_sync"]["durable_rate"]
     batch = mlf["log_batch"]["rate"] if mlf else None
-    create = lum["create"]["start_end_rate"]
+    # The headline compares the default configuration: the run's energy measured and recorded.
+    create = lum["create"]["start_end_energy_rate"]
     ml_create = mlf["create_run"]["rate"] if mlf else None
     big = lum.get("search_big")
     big_p50 = max(big["issue"]["p50_ms"], big["shared"]["p50_ms"]) / 1e3 if big else None
@@ -621,7 +623,17 @@ def build_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             "pass": None if ingest_ratio is None else ingest_ratio >= TARGET_INGEST_RATIO,
         },
         {
-            "target": f"run creation (start_run+end) ≥ {TARGET_CREATE_RATIO}x MLflow create_run",
+            "target": f"the same at synchronous=FULL (like MLflow's SQLite): "
+            f"≥ {TARGET_INGEST_RATIO}x MLflow log_batch",
+            "measured": fmt_ratio(ratio(ingest_full, batch)),
+            "vs_issue_figures": "{:,.0f}-{:,.0f}x".format(
+                *(ingest_full / x for x in reversed(ISSUE_MLFLOW_LOG_BATCH))
+            ),
+            "pass": None if batch is None else ingest_full / batch >= TARGET_INGEST_RATIO,
+        },
+        {
+            "target": f"run creation (start_run+end, energy recorded: the default) "
+            f"≥ {TARGET_CREATE_RATIO}x MLflow create_run",
             "measured": fmt_ratio(create_ratio),
             "vs_issue_figures": fmt_ratio(create / ISSUE_MLFLOW_CREATE_RUN),
             "pass": None if create_ratio is None else create_ratio >= TARGET_CREATE_RATIO,
@@ -661,6 +673,13 @@ def report(res: dict[str, Any]) -> None:
         fmt_rate(ing["durable_rate"], "pts/s"),
         fmt_rate(ml_batch, "pts/s"),
         fmt_ratio(ratio(ing["durable_rate"], ml_batch)),
+    )
+    ing_full = lum["ingest_full_sync"]["durable_rate"]
+    table.add_row(
+        "  same, Luminary at synchronous=FULL (MLflow's durability)",
+        fmt_rate(ing_full, "pts/s"),
+        fmt_rate(ml_batch, "pts/s"),
+        fmt_ratio(ratio(ing_full, ml_batch)),
     )
     table.add_row(
         "ingest vs MLflow log_metric loop",
@@ -752,7 +771,11 @@ def report(res: dict[str, Any]) -> None:
     targets.add_column("target")
     targets.add_column("measured", justify="right")
     targets.add_column("result")
-    targets.add_column("vs the issue's MLflow figures", justify="right")
+    # Measured elsewhere (quoted in the issue, another day): context only, never a PASS.
+    targets.add_column(
+        "vs MLflow figures measured elsewhere (quoted in the issue; context, not a PASS)",
+        justify="right",
+    )
     for t in res["targets"]:
         targets.add_row(t["target"], t["measured"], verdict(t["pass"]), t.get("vs_issue_figures"))
     console.print(targets)
@@ -853,6 +876,17 @@ def bench(root: Path, sizes: Sizes, args: argparse.Namespace) -> int:
     res["luminary"] = lum
     with phase(f"Luminary ingest: {sizes.points:,} run.log calls + flush", loads):
         lum["ingest"] = luminary_ingest(sizes.points, sizes.ingest_trials)
+    with phase("Luminary ingest at synchronous=FULL (MLflow's durability)", loads):
+        full = SqlStore(
+            f"sqlite:///{root / 'luminary.db'}", str(root / "blobs"), sqlite_sync="full"
+        )
+        default_store = lm.get_store()
+        lm.set_store(full)
+        try:
+            lum["ingest_full_sync"] = luminary_ingest(sizes.points, sizes.ingest_trials)
+        finally:
+            lm.set_store(default_store)
+            full.close()
     with phase(f"Luminary run creation: {sizes.runs:,} runs", loads):
         lum["create"] = luminary_create("bench-search", data[: sizes.runs], sizes.mlflow_runs)
         lum["create_full_sync"] = luminary_create_full_sync(root, data[: sizes.mlflow_runs])
