@@ -24,6 +24,7 @@ from luminary.datasets._manifest import Change, FileEntry, ManifestWriter, read_
 from luminary.datasets.models import DatasetVersion, Mode
 from luminary.errors import InvalidArgumentError, NotFoundError
 from luminary.store import Store
+from luminary.store.blobs import file_chunks, full_or, write_verified
 
 __all__ = [
     "AddStats",
@@ -131,6 +132,8 @@ def add(
                         stats["stored"] += pending.popleft().result()
             stats["stored"] += sum(f.result() for f in pending)
         manifest = store.blobs.put_file(manifest_tmp)
+    except OSError as exc:
+        raise full_or(exc, tmp_dir, f"the manifest of {name}") from exc
     finally:
         Path(manifest_tmp).unlink(missing_ok=True)
     schema_digest = None
@@ -225,21 +228,29 @@ def _previous_schemas(store: Store, name: str) -> dict[str, Any]:
 
 
 def _ingest(store: Store, source: str, entry: FileEntry, fsync: bool) -> bool:
-    """Put one scanned file into the blob store; False when its content was already there."""
-    if store.blobs.exists(entry.digest):
-        return False
+    """Put one scanned file into the blob store, hashed as it is copied; False when a sound
+    blob with its content was already there."""
     if _is_url(source):
         import fsspec
 
+        if store.blobs.exists(entry.digest) and store.blobs.size(entry.digest) == entry.size:
+            return False
         with tempfile.TemporaryDirectory() as tmp, fsspec.open(source, "rb") as src:
             local = Path(tmp) / "blob"
-            with local.open("wb") as dst:
-                while chunk := src.read(8 << 20):
-                    dst.write(chunk)
-            store.blobs.put_file(local)
-        return True
-    store.blobs.put_file_as(source, entry.digest, entry.size, fsync=fsync)
-    return True
+            write_verified(local, file_chunks(src), entry.digest, mismatch=_changed(source))
+            return store.blobs.put_file_as(local, entry.digest, entry.size).written
+    return store.blobs.put_file_as(source, entry.digest, entry.size, fsync=fsync).written
+
+
+def _changed(source: str) -> Callable[[str, int], Exception]:
+    def mismatch(got: str, size: int) -> Exception:
+        msg = (
+            f"{source} changed since it was hashed (it now reads as {size} bytes hashing to "
+            f"{got}); no version was created. Add it again once nothing writes to it"
+        )
+        return InvalidArgumentError(msg)
+
+    return mismatch
 
 
 # -- reading a version ---------------------------------------------------------------------
@@ -359,25 +370,16 @@ def checkout(
 
 
 def _fetch_verified(source: str, entry: FileEntry, target: Path) -> None:
-    import blake3
     import fsspec
 
     from luminary.errors import IntegrityError
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    h = blake3.blake3()
-    try:
-        with os.fdopen(fd, "wb") as out, fsspec.open(source, "rb") as src:
-            while chunk := src.read(8 << 20):
-                h.update(chunk)
-                out.write(chunk)
-        if h.hexdigest() != entry.digest:
-            msg = f"{source} no longer matches the manifest of {entry.path}; it was not written"
-            raise IntegrityError(msg)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    def mismatch(got: str, size: int) -> Exception:
+        msg = f"{source} no longer matches the manifest of {entry.path}; it was not written"
+        return IntegrityError(msg)
+
+    with fsspec.open(source, "rb") as src:
+        write_verified(target, file_chunks(src), entry.digest, mismatch=mismatch)
 
 
 @dataclass
