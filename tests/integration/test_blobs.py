@@ -432,7 +432,7 @@ def test_sweep_temporaries_local_removes_only_stale_temporaries(tmp_path: Path) 
         store.sweep_temporaries(older_than_s=-1)
 
 
-@pytest.mark.parametrize("backend", ["local", "xrootd"], indirect=True)
+@pytest.mark.parametrize("backend", ["local", "s3", "xrootd"], indirect=True)
 def test_file_changed_while_storing_is_refused(
     backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

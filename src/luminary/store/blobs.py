@@ -218,7 +218,7 @@ class BlobStore:
             return False
         mtime = _mtime(info)
         since = self._verified_since()
-        if mtime is not None and since is not None and mtime >= since:
+        if mtime is not None and since is not None and mtime > since:
             return True
         try:
             sound = self.verify(digest)
