@@ -10,11 +10,13 @@ verified on demand.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +26,7 @@ from luminary.datasets._manifest import Change, FileEntry, ManifestWriter, read_
 from luminary.datasets.models import DatasetVersion, Mode
 from luminary.errors import InvalidArgumentError, NotFoundError
 from luminary.store import Store
-from luminary.store.blobs import file_chunks, full_or, write_verified
+from luminary.store.blobs import BlobStore, file_chunks, full_or, write_verified
 
 __all__ = [
     "AddStats",
@@ -107,51 +109,56 @@ def add(
     tmp_dir.mkdir(parents=True, exist_ok=True)
     stats = {"hashed": 0, "stored": 0, "schemas": 0}
     schemas: dict[str, Any] = {}
-    fd, manifest_tmp = tempfile.mkstemp(dir=tmp_dir, prefix="manifest-")
-    try:
-        with (
-            HashCache(settings.home / "hashcache.db") as cache,
-            os.fdopen(fd, "wb") as out,
-            ManifestWriter(out) as writer,
-            ThreadPoolExecutor(max_workers=max(4, workers or 4)) as pool,
-        ):
-            pending: collections.deque[Future[bool]] = collections.deque()
-            for item in scan(sources, cache=cache, workers=workers, on_progress=on_progress):
-                writer.write(item.entry)
-                stats["hashed"] += not item.cached
-                if _looks_like_data(item.entry.path):
-                    schemas[item.entry.path] = _schema_for(
-                        item.entry, item.source, previous, store_unreadable
-                    )
-                    stats["schemas"] += 1
-                if mode == "copy":
-                    pending.append(
-                        pool.submit(_ingest, store, item.source, item.entry, settings.fsync_blobs)
-                    )
-                    while len(pending) > 256:  # a bounded window of copies in flight
-                        stats["stored"] += pending.popleft().result()
-            stats["stored"] += sum(f.result() for f in pending)
-        manifest = store.blobs.put_file(manifest_tmp)
-    except OSError as exc:
-        raise full_or(exc, tmp_dir, f"the manifest of {name}") from exc
-    finally:
-        Path(manifest_tmp).unlink(missing_ok=True)
-    schema_digest = None
-    if schemas:
-        payload = json.dumps(schemas, sort_keys=True, separators=(",", ":")).encode()
-        schema_digest = store.blobs.put_bytes(payload).digest
-    version = store.create_dataset_version(
-        name,
-        project=project or os.environ.get("LUMINARY_PROJECT") or "default",
-        mode=mode,
-        root=root,
-        manifest_digest=manifest.digest,
-        schema_digest=schema_digest,
-        file_count=writer.count,
-        total_bytes=writer.total_bytes,
-        message=message,
-        actor=current_actor(),
-    )
+    with _writing(store):  # a concurrent `luminary store gc` keeps what this add stores
+        fd, manifest_tmp = tempfile.mkstemp(dir=tmp_dir, prefix="manifest-")
+        try:
+            with (
+                HashCache(settings.home / "hashcache.db") as cache,
+                os.fdopen(fd, "wb") as out,
+                ManifestWriter(out) as writer,
+                ThreadPoolExecutor(max_workers=max(4, workers or 4)) as pool,
+            ):
+                pending: collections.deque[Future[bool]] = collections.deque()
+                for item in scan(sources, cache=cache, workers=workers, on_progress=on_progress):
+                    writer.write(item.entry)
+                    stats["hashed"] += not item.cached
+                    if _looks_like_data(item.entry.path):
+                        schemas[item.entry.path] = _schema_for(
+                            item.entry, item.source, previous, store_unreadable
+                        )
+                        stats["schemas"] += 1
+                    if mode == "copy":
+                        pending.append(
+                            pool.submit(
+                                _ingest, store, item.source, item.entry, settings.fsync_blobs
+                            )
+                        )
+                        while len(pending) > 256:  # a bounded window of copies in flight
+                            stats["stored"] += pending.popleft().result()
+                stats["stored"] += sum(f.result() for f in pending)
+            manifest = store.blobs.put_file(manifest_tmp)
+        except OSError as exc:
+            if (full := full_or(exc, tmp_dir, f"the manifest of {name}")) is not exc:
+                raise full from exc
+            raise
+        finally:
+            Path(manifest_tmp).unlink(missing_ok=True)
+        schema_digest = None
+        if schemas:
+            payload = json.dumps(schemas, sort_keys=True, separators=(",", ":")).encode()
+            schema_digest = store.blobs.put_bytes(payload).digest
+        version = store.create_dataset_version(
+            name,
+            project=project or os.environ.get("LUMINARY_PROJECT") or "default",
+            mode=mode,
+            root=root,
+            manifest_digest=manifest.digest,
+            schema_digest=schema_digest,
+            file_count=writer.count,
+            total_bytes=writer.total_bytes,
+            message=message,
+            actor=current_actor(),
+        )
     return AddStats(
         version,
         writer.count,
@@ -160,6 +167,11 @@ def add(
         stats["stored"],
         stats["schemas"],
     )
+
+
+def _writing(store: Store) -> AbstractContextManager[None]:
+    blobs = store.blobs
+    return blobs.writing() if isinstance(blobs, BlobStore) else contextlib.nullcontext()
 
 
 def _reference_root(sources: list[str]) -> str:

@@ -66,7 +66,15 @@ def create_engine(
 
 def _sqlite_engine(url: sa.URL, sync: str, busy_timeout_s: float) -> sa.Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = (
+                f"the database {url.database} cannot be created: its folder {folder} cannot be "
+                f"made ({exc}); point LUMINARY_DB (or LUMINARY_HOME) at a writable folder"
+            )
+            raise BackendUnavailableError(msg) from exc
     engine = sa.create_engine(
         url,
         connect_args={"timeout": busy_timeout_s, "check_same_thread": False},

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import io
 import os
 import re
@@ -70,6 +71,7 @@ from luminary.errors import (
 
 __all__ = [
     "VERIFIED_SINCE",
+    "WRITERS",
     "Blob",
     "BlobStore",
     "check_digest",
@@ -87,6 +89,8 @@ _LOCAL_TMP_PREFIX = ".tmp-"
 _REMOTE_TMP_DIR = "tmp"
 #: Marker at a store's root: blobs newer than it were verified when written.
 VERIFIED_SINCE = ".verified-since"
+#: Folder at a local store's root with one locked file per running writer.
+WRITERS = ".writers"
 # fsspec protocol -> (module it needs, luminary extra that installs it)
 _EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "root": ("fsspec_xrootd", "xrootd")}
 
@@ -219,6 +223,9 @@ class BlobStore:
         mtime = _mtime(info)
         since = self._verified_since()
         if mtime is not None and since is not None and mtime > since:
+            if self._local:  # reused now: gc's minimum age counts from here
+                with contextlib.suppress(OSError):
+                    os.utime(key)
             return True
         try:
             sound = self.verify(digest)
@@ -311,6 +318,47 @@ class BlobStore:
                 if self.fs.exists(tmp):
                     self.fs.rm_file(tmp)
             raise
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Announce a writer that stores blobs now and references them later (a dataset add):
+        while it runs, :func:`luminary.store.gc` removes no unreferenced blob. A local store
+        keeps a file under ``.writers/`` locked by this process (the lock dies with it, so a
+        killed writer holds nothing); other stores rely on gc's minimum age alone."""
+        if not self._local:
+            yield
+            return
+        folder = Path(self.root) / WRITERS
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{os.getpid()}-{uuid.uuid4().hex}"
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+
+    def live_writers(self) -> int:
+        """How many :meth:`writing` blocks are running now (any process); leases of killed
+        writers are removed on the way."""
+        if not self._local:
+            return 0
+        live = 0
+        for entry in _scandir(str(Path(self.root) / WRITERS)):
+            try:
+                fd = os.open(entry.path, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                live += 1
+            else:  # nobody holds it: its writer is gone
+                Path(entry.path).unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        return live
 
     def sweep_temporaries(self, older_than_s: float = 24 * 3600.0) -> int:
         """Remove what writers killed mid-write left behind, if older than ``older_than_s``:
@@ -515,7 +563,9 @@ def write_verified(
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=tmp_prefix or f".{target.name}.")
     except OSError as exc:
-        raise full_or(exc, folder) from exc
+        if (full := full_or(exc, folder)) is not exc:
+            raise full from exc
+        raise
     h = _hasher()
     n = 0
     try:
@@ -531,8 +581,8 @@ def write_verified(
         os.replace(tmp, target)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise full_or(exc, folder) from exc
+        if isinstance(exc, OSError) and (full := full_or(exc, folder)) is not exc:
+            raise full from exc
         raise
     return n
 
