@@ -34,12 +34,20 @@ def _progress(label: str) -> Iterator[Any]:
         yield update
 
 
-def _settings_and_store() -> tuple[Any, Any]:
+def _run(operation: Any, **options: Any) -> Any:
+    """``operation(store, ...)`` (check or gc) on the configured store, with a progress bar."""
     from luminary.config import Settings
     from luminary.store import open_store
 
     settings = Settings.from_env()
-    return settings, open_store(settings)
+    store = open_store(settings)
+    try:
+        with _progress("hashing blobs") as update:
+            return operation(
+                store, temp_dirs=(settings.home / "tmp",), on_progress=update, **options
+            )
+    finally:
+        store.close()
 
 
 @app.command("check")
@@ -51,17 +59,7 @@ def check(
     no version references, with their sizes. Exits 1 when something is found."""
     from luminary.store import check as check_store
 
-    settings, store = _settings_and_store()
-    try:
-        with _progress("hashing blobs") as update:
-            report = check_store(
-                store,
-                temp_dirs=(settings.home / "tmp",),
-                verify=not no_verify,
-                on_progress=update,
-            )
-    finally:
-        store.close()
+    report = _run(check_store, verify=not no_verify)
     _show(report, output, dry_run=None)
     if not report.sound:
         raise typer.Exit(1)
@@ -88,19 +86,7 @@ def gc(
     nothing while a dataset add runs may lose what it is about to reference."""
     from luminary.store import gc as gc_store
 
-    settings, store = _settings_and_store()
-    try:
-        with _progress("hashing blobs") as update:
-            report = gc_store(
-                store,
-                temp_dirs=(settings.home / "tmp",),
-                min_age_s=min_age,
-                dry_run=dry_run,
-                verify=not no_verify,
-                on_progress=update,
-            )
-    finally:
-        store.close()
+    report = _run(gc_store, min_age_s=min_age, dry_run=dry_run, verify=not no_verify)
     _show(report, output, dry_run=dry_run)
 
 

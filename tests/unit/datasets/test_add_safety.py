@@ -35,6 +35,14 @@ def _plant_legacy_blob(blobs: BlobStore, digest: str, wrong: bytes) -> Path:
     return key
 
 
+def _folder_with(tmp_path: Path, name: str, content: bytes) -> tuple[Path, str]:
+    """A folder holding one file; the folder and the file's digest."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / name).write_bytes(content)
+    return data, hash_bytes(content)
+
+
 def _onnx(path: Path) -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])
@@ -77,11 +85,8 @@ def test_a_file_rewritten_after_it_was_hashed_is_refused_and_nothing_is_stored(
 
 
 def test_a_blob_left_under_the_wrong_digest_is_replaced_by_the_next_add(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
     content = b"calibration constants v7\n" * 100
-    (data / "calib.txt").write_bytes(content)
-    digest = hash_bytes(content)
+    data, digest = _folder_with(tmp_path, "calib.txt", content)
     key = _plant_legacy_blob(_blobs(), digest, b"X" * len(content))
 
     stats = ds.add("calib", [data])
@@ -94,11 +99,8 @@ def test_a_blob_left_under_the_wrong_digest_is_replaced_by_the_next_add(tmp_path
 
 
 def test_a_sound_older_blob_is_hashed_once_then_trusted(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
     content = b"tracks" * 1000
-    (data / "t.bin").write_bytes(content)
-    digest = hash_bytes(content)
+    data, digest = _folder_with(tmp_path, "t.bin", content)
     blobs = _blobs()
     key = _plant_legacy_blob(blobs, digest, content)  # right bytes, written before the marker
     old_mtime = key.stat().st_mtime
