@@ -12,6 +12,7 @@
     ├── AuthenticationError               no token, or a wrong, expired or revoked one
     ├── PermissionDeniedError             the token's user may not do that
     ├── BackendUnavailableError           the database or object store does not answer
+    │   └── StorageFullError              no space left where the database or a blob is written
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── QuotaExceededError
     └── OverloadedError
@@ -22,6 +23,8 @@ Every message names what failed, the offending value, what is valid, and the fix
 from __future__ import annotations
 
 import difflib
+import os
+import shutil
 from collections.abc import Iterable
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "OverloadedError",
     "PermissionDeniedError",
     "QuotaExceededError",
+    "StorageFullError",
     "nearest",
 ]
 
@@ -110,6 +114,27 @@ class PermissionDeniedError(LuminaryError):
 
 class BackendUnavailableError(LuminaryError):
     code = "backend_unavailable"
+
+
+class StorageFullError(BackendUnavailableError):
+    """The disk (or quota) holding the database or the blobs is full; nothing was written."""
+
+    code = "storage_full"
+
+    @classmethod
+    def at(cls, path: str | os.PathLike[str], what: str) -> StorageFullError:
+        """The error for ``what`` failing at ``path``, with the free space there now."""
+        where = os.fspath(path)
+        try:
+            free = f"{shutil.disk_usage(where).free:,} bytes free"
+        except OSError:
+            free = "free space unknown"
+        return cls(
+            f"no space left on the device holding {where} ({free}) while writing {what}; "
+            "nothing was written. Free space there (`luminary store gc` removes leftovers of "
+            "failed adds) or point LUMINARY_HOME / LUMINARY_DB / LUMINARY_BLOBS at a larger "
+            "disk, then try again"
+        )
 
 
 class MissingDependencyError(LuminaryError, ImportError):

@@ -24,6 +24,7 @@ from luminary.cli import (
     runs,
     serve,
     server,
+    store,
     tokens,
     ui,
 )
@@ -45,6 +46,7 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(events.app, name="events")
 app.add_typer(bench.app, name="bench")
 app.add_typer(cost.app, name="cost")
+app.add_typer(store.app, name="store")
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)
 app.command("server")(server.server)

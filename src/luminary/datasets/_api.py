@@ -10,11 +10,13 @@ verified on demand.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +26,7 @@ from luminary.datasets._manifest import Change, FileEntry, ManifestWriter, read_
 from luminary.datasets.models import DatasetVersion, Mode
 from luminary.errors import InvalidArgumentError, NotFoundError
 from luminary.store import Store
+from luminary.store.blobs import BlobStore, file_chunks, full_or, write_verified
 
 __all__ = [
     "AddStats",
@@ -106,49 +109,56 @@ def add(
     tmp_dir.mkdir(parents=True, exist_ok=True)
     stats = {"hashed": 0, "stored": 0, "schemas": 0}
     schemas: dict[str, Any] = {}
-    fd, manifest_tmp = tempfile.mkstemp(dir=tmp_dir, prefix="manifest-")
-    try:
-        with (
-            HashCache(settings.home / "hashcache.db") as cache,
-            os.fdopen(fd, "wb") as out,
-            ManifestWriter(out) as writer,
-            ThreadPoolExecutor(max_workers=max(4, workers or 4)) as pool,
-        ):
-            pending: collections.deque[Future[bool]] = collections.deque()
-            for item in scan(sources, cache=cache, workers=workers, on_progress=on_progress):
-                writer.write(item.entry)
-                stats["hashed"] += not item.cached
-                if _looks_like_data(item.entry.path):
-                    schemas[item.entry.path] = _schema_for(
-                        item.entry, item.source, previous, store_unreadable
-                    )
-                    stats["schemas"] += 1
-                if mode == "copy":
-                    pending.append(
-                        pool.submit(_ingest, store, item.source, item.entry, settings.fsync_blobs)
-                    )
-                    while len(pending) > 256:  # a bounded window of copies in flight
-                        stats["stored"] += pending.popleft().result()
-            stats["stored"] += sum(f.result() for f in pending)
-        manifest = store.blobs.put_file(manifest_tmp)
-    finally:
-        Path(manifest_tmp).unlink(missing_ok=True)
-    schema_digest = None
-    if schemas:
-        payload = json.dumps(schemas, sort_keys=True, separators=(",", ":")).encode()
-        schema_digest = store.blobs.put_bytes(payload).digest
-    version = store.create_dataset_version(
-        name,
-        project=project or os.environ.get("LUMINARY_PROJECT") or "default",
-        mode=mode,
-        root=root,
-        manifest_digest=manifest.digest,
-        schema_digest=schema_digest,
-        file_count=writer.count,
-        total_bytes=writer.total_bytes,
-        message=message,
-        actor=current_actor(),
-    )
+    with _writing(store):  # a concurrent `luminary store gc` keeps what this add stores
+        fd, manifest_tmp = tempfile.mkstemp(dir=tmp_dir, prefix="manifest-")
+        try:
+            with (
+                HashCache(settings.home / "hashcache.db") as cache,
+                os.fdopen(fd, "wb") as out,
+                ManifestWriter(out) as writer,
+                ThreadPoolExecutor(max_workers=max(4, workers or 4)) as pool,
+            ):
+                pending: collections.deque[Future[bool]] = collections.deque()
+                for item in scan(sources, cache=cache, workers=workers, on_progress=on_progress):
+                    writer.write(item.entry)
+                    stats["hashed"] += not item.cached
+                    if _looks_like_data(item.entry.path):
+                        schemas[item.entry.path] = _schema_for(
+                            item.entry, item.source, previous, store_unreadable
+                        )
+                        stats["schemas"] += 1
+                    if mode == "copy":
+                        pending.append(
+                            pool.submit(
+                                _ingest, store, item.source, item.entry, settings.fsync_blobs
+                            )
+                        )
+                        while len(pending) > 256:  # a bounded window of copies in flight
+                            stats["stored"] += pending.popleft().result()
+                stats["stored"] += sum(f.result() for f in pending)
+            manifest = store.blobs.put_file(manifest_tmp)
+        except OSError as exc:
+            if (full := full_or(exc, tmp_dir, f"the manifest of {name}")) is not exc:
+                raise full from exc
+            raise
+        finally:
+            Path(manifest_tmp).unlink(missing_ok=True)
+        schema_digest = None
+        if schemas:
+            payload = json.dumps(schemas, sort_keys=True, separators=(",", ":")).encode()
+            schema_digest = store.blobs.put_bytes(payload).digest
+        version = store.create_dataset_version(
+            name,
+            project=project or os.environ.get("LUMINARY_PROJECT") or "default",
+            mode=mode,
+            root=root,
+            manifest_digest=manifest.digest,
+            schema_digest=schema_digest,
+            file_count=writer.count,
+            total_bytes=writer.total_bytes,
+            message=message,
+            actor=current_actor(),
+        )
     return AddStats(
         version,
         writer.count,
@@ -157,6 +167,11 @@ def add(
         stats["stored"],
         stats["schemas"],
     )
+
+
+def _writing(store: Store) -> AbstractContextManager[None]:
+    blobs = store.blobs
+    return blobs.writing() if isinstance(blobs, BlobStore) else contextlib.nullcontext()
 
 
 def _reference_root(sources: list[str]) -> str:
@@ -225,21 +240,29 @@ def _previous_schemas(store: Store, name: str) -> dict[str, Any]:
 
 
 def _ingest(store: Store, source: str, entry: FileEntry, fsync: bool) -> bool:
-    """Put one scanned file into the blob store; False when its content was already there."""
-    if store.blobs.exists(entry.digest):
-        return False
+    """Put one scanned file into the blob store, hashed as it is copied; False when a sound
+    blob with its content was already there."""
     if _is_url(source):
         import fsspec
 
+        if store.blobs.exists(entry.digest) and store.blobs.size(entry.digest) == entry.size:
+            return False
         with tempfile.TemporaryDirectory() as tmp, fsspec.open(source, "rb") as src:
             local = Path(tmp) / "blob"
-            with local.open("wb") as dst:
-                while chunk := src.read(8 << 20):
-                    dst.write(chunk)
-            store.blobs.put_file(local)
-        return True
-    store.blobs.put_file_as(source, entry.digest, entry.size, fsync=fsync)
-    return True
+            write_verified(local, file_chunks(src), entry.digest, mismatch=_changed(source))
+            return store.blobs.put_file_as(local, entry.digest, entry.size).written
+    return store.blobs.put_file_as(source, entry.digest, entry.size, fsync=fsync).written
+
+
+def _changed(source: str) -> Callable[[str, int], Exception]:
+    def mismatch(got: str, size: int) -> Exception:
+        msg = (
+            f"{source} changed since it was hashed (it now reads as {size} bytes hashing to "
+            f"{got}); no version was created. Add it again once nothing writes to it"
+        )
+        return InvalidArgumentError(msg)
+
+    return mismatch
 
 
 # -- reading a version ---------------------------------------------------------------------
@@ -359,25 +382,16 @@ def checkout(
 
 
 def _fetch_verified(source: str, entry: FileEntry, target: Path) -> None:
-    import blake3
     import fsspec
 
     from luminary.errors import IntegrityError
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    h = blake3.blake3()
-    try:
-        with os.fdopen(fd, "wb") as out, fsspec.open(source, "rb") as src:
-            while chunk := src.read(8 << 20):
-                h.update(chunk)
-                out.write(chunk)
-        if h.hexdigest() != entry.digest:
-            msg = f"{source} no longer matches the manifest of {entry.path}; it was not written"
-            raise IntegrityError(msg)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    def mismatch(got: str, size: int) -> Exception:
+        msg = f"{source} no longer matches the manifest of {entry.path}; it was not written"
+        return IntegrityError(msg)
+
+    with fsspec.open(source, "rb") as src:
+        write_verified(target, file_chunks(src), entry.digest, mismatch=mismatch)
 
 
 @dataclass

@@ -47,6 +47,7 @@ key. A remote file with neither is always re-hashed.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
@@ -72,6 +73,7 @@ from luminary.errors import (
     LuminaryError,
     MissingDependencyError,
     NotFoundError,
+    StorageFullError,
 )
 
 __all__ = ["CacheKey", "HashCache", "Problem", "ScannedFile", "scan", "verify"]
@@ -208,6 +210,9 @@ class HashCache:
             raise self._error(exc) from exc
 
     def _error(self, exc: BaseException) -> LuminaryError:
+        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        if full or "database or disk is full" in str(exc):
+            return StorageFullError.at(self.path.parent, f"the hash cache {self.path}")
         if isinstance(exc, sqlite3.OperationalError | OSError):
             return BackendUnavailableError(
                 f"the hash cache {self.path} cannot be used ({exc}); check that its folder is "

@@ -103,6 +103,11 @@ def router(store: Store, spool: Path, guard: Guard) -> APIRouter:
 
     @r.head("/blobs/{digest}")
     def head_blob(digest: str) -> Response:
+        # a blob that may have been written unverified and does not match is not there: the
+        # client then uploads it again, which replaces it
+        if not blobs.reusable(digest):
+            msg = f"blob {digest} is not in the store at {blobs.url}"
+            raise NotFoundError(msg)
         size = blobs.size(digest)
         return Response(status_code=200, headers={"content-length": str(size)})
 
@@ -247,7 +252,7 @@ def _upload_routes(r: APIRouter, blobs: BlobStore, spool: Path, guard: Guard) ->
         if now - sessions.last_sweep > _SWEEP_EVERY_S:
             sessions.last_sweep = now
             await run_in_threadpool(sweep_uploads, spool)
-        if await run_in_threadpool(blobs.exists, digest):
+        if await run_in_threadpool(blobs.reusable, digest, body.size):
             size = body.size
             return answer(
                 {"id": None, "digest": digest, "size": size, "offset": size, "exists": True}

@@ -29,6 +29,7 @@ from luminary.errors import (
     OverloadedError,
     PermissionDeniedError,
     QuotaExceededError,
+    StorageFullError,
 )
 from luminary.store._wire import dumps
 
@@ -49,6 +50,8 @@ STATUS: list[tuple[type[LuminaryError], int]] = [
     (PermissionDeniedError, 403),
     (QuotaExceededError, 429),
     (OverloadedError, 503),
+    # The server's disk is full: retrying soon does not help until someone frees space.
+    (StorageFullError, 507),
     (BackendUnavailableError, 503),
     (MissingDependencyError, 500),
     (LuminaryError, 500),

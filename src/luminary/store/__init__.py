@@ -7,6 +7,8 @@
 - :class:`SqlStore` — SQLite (embedded default) and PostgreSQL (``_sql.py``), schema in
   ``_schema.py``, Alembic migrations in ``migrations/`` applied on first use (``_engine.py``).
 - :class:`BlobStore` — content-addressed (BLAKE3) blobs over fsspec (``blobs.py``).
+- :func:`check` and :func:`gc` — what a blob store holds that no version needs, and its
+  removal (``_gc.py``, ``luminary store check|gc``).
 - ``_filter.py`` — the search filter language, compiled to SQL for both databases.
 """
 
@@ -27,12 +29,14 @@ from luminary.store.models import (
 
 if TYPE_CHECKING:
     from luminary.config import Settings
+    from luminary.store._gc import Finding, StoreReport, check, gc
     from luminary.store._sql import SqlStore
 
 __all__ = [
     "ArtifactEntry",
     "Blob",
     "BlobStore",
+    "Finding",
     "MetricHistory",
     "MetricPoint",
     "ParamValue",
@@ -41,6 +45,9 @@ __all__ = [
     "RunStatus",
     "SqlStore",
     "Store",
+    "StoreReport",
+    "check",
+    "gc",
     "open_store",
 ]
 
@@ -61,6 +68,10 @@ def open_store(settings: Settings | None = None) -> Store:
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("Finding", "StoreReport", "check", "gc"):
+        from luminary.store import _gc
+
+        return getattr(_gc, name)
     if name == "SqlStore":
         from luminary.store._sql import SqlStore
 

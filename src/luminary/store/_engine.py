@@ -22,7 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from luminary.config import sync_level
-from luminary.errors import BackendUnavailableError, InvalidArgumentError, MissingDependencyError
+from luminary.errors import (
+    BackendUnavailableError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    StorageFullError,
+)
 
 __all__ = ["HEAD_REVISION", "create_engine", "migrate", "next_version", "read_tx", "write_tx"]
 
@@ -71,7 +76,15 @@ def create_engine(
 
 def _sqlite_engine(url: sa.URL, sync: str, busy_timeout_s: float) -> sa.Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = (
+                f"the database {url.database} cannot be created: its folder {folder} cannot be "
+                f"made ({exc}); point LUMINARY_DB (or LUMINARY_HOME) at a writable folder"
+            )
+            raise BackendUnavailableError(msg) from exc
     engine = sa.create_engine(
         url,
         connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
@@ -113,34 +126,70 @@ def read_tx(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 @contextlib.contextmanager
 def _translate_errors(engine: sa.Engine) -> Iterator[None]:
+    """The one boundary where driver errors about the database itself (gone, full, not
+    openable, read-only) become Luminary errors; the transaction was rolled back, so nothing
+    half-written stays."""
     try:
         yield
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        if exc.connection_invalidated or _gone(exc.orig):
-            raise _unavailable(engine, exc.orig) from exc
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DatabaseError) as exc:
+        translated = _translated(engine, exc.orig, invalidated=exc.connection_invalidated)
+        if translated is not None:
+            raise translated from exc
         raise
     except Exception as exc:
         # A driver error SQLAlchemy did not wrap: PostgreSQL's COPY runs on the raw connection.
         dbapi = engine.dialect.loaded_dbapi
-        lost = (dbapi.OperationalError, dbapi.InterfaceError)
-        if engine.dialect.name == "postgresql" and isinstance(exc, lost) and _gone(exc):
-            raise _unavailable(engine, exc) from exc
+        if isinstance(exc, (dbapi.OperationalError, dbapi.InterfaceError)):
+            translated = _translated(engine, exc, invalidated=False)
+            if translated is not None:
+                raise translated from exc
         raise
 
 
 #: What a driver says when the database went away (restarting, shut down, unreachable).
 _GONE = ("connect", "terminat", "server closed", "shutting down", "starting up", "is closed")
+#: What SQLite and PostgreSQL say when the disk holding the database is full.
+_FULL = ("database or disk is full", "no space left on device", "could not extend file")
+_READ_ONLY = ("readonly database", "read-only", "read only")
+_CANNOT_OPEN = ("unable to open database file",)
 
 
-def _gone(exc: BaseException | None) -> bool:
-    text = str(exc).lower()
-    return any(word in text for word in _GONE)
+def _translated(
+    engine: sa.Engine, cause: BaseException | None, *, invalidated: bool
+) -> BackendUnavailableError | None:
+    text = str(cause).lower()
+    where = _where(engine)
+    if any(word in text for word in _FULL):
+        folder = Path(where).parent if engine.dialect.name == "sqlite" else where
+        return StorageFullError.at(folder, f"the database {where}")
+    if any(word in text for word in _READ_ONLY):
+        return BackendUnavailableError(
+            f"the database {where} is read-only for this process ({cause}); nothing was "
+            "written. Make the file and its folder writable by this user, or point "
+            "LUMINARY_DB (or LUMINARY_HOME) at a writable place"
+        )
+    if any(word in text for word in _CANNOT_OPEN):
+        return BackendUnavailableError(
+            f"the database {where} cannot be opened ({cause}); check that its folder exists "
+            "and is writable by this user (SQLite also writes -wal and -shm files beside it), "
+            "or point LUMINARY_DB (or LUMINARY_HOME) elsewhere"
+        )
+    if invalidated or any(word in text for word in _GONE):
+        return _unavailable(engine, cause)
+    return None
+
+
+def _where(engine: sa.Engine) -> str:
+    """The database file (SQLite) or its URL without the password."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        return str(Path(engine.url.database).expanduser().resolve())
+    return engine.url.render_as_string(hide_password=True)
 
 
 def _unavailable(engine: sa.Engine, cause: BaseException | None) -> BackendUnavailableError:
     return BackendUnavailableError(
-        f"the database at {engine.url.render_as_string(hide_password=True)} does not "
-        f"answer ({cause}); check that it is running and reachable"
+        f"the database at {_where(engine)} does not answer ({cause}); check that it is running "
+        "and reachable"
     )
 
 
@@ -175,7 +224,7 @@ def migrate(engine: sa.Engine, lock_dir: Path | None = None) -> None:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
-        with engine.connect() as conn:
+        with _translate_errors(engine), engine.connect() as conn:
             conn = conn.execution_options(luminary_write=True)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
@@ -185,7 +234,7 @@ def migrate(engine: sa.Engine, lock_dir: Path | None = None) -> None:
 @contextlib.contextmanager
 def _migration_lock(engine: sa.Engine, lock_dir: Path | None) -> Iterator[None]:
     if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
+        with _translate_errors(engine), engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
             conn.commit()
             try:

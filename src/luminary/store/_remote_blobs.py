@@ -30,7 +30,7 @@ from luminary.errors import (
     NotFoundError,
     OverloadedError,
 )
-from luminary.store.blobs import Blob, _hasher, check_digest, hash_bytes, hash_file
+from luminary.store.blobs import Blob, check_digest, hash_bytes, hash_file, write_verified
 
 if TYPE_CHECKING:
     from luminary.store._rest import RestStore
@@ -112,7 +112,7 @@ class RemoteBlobs:
             return Blob(digest, size)
         if size >= self.resumable_from:
             self._put_resumable(path, digest, size)
-            return Blob(digest, size)
+            return Blob(digest, size, written=True)
         with open(path, "rb") as src:
             self._store.request(
                 "PUT",
@@ -121,7 +121,7 @@ class RemoteBlobs:
                 headers={"content-type": "application/octet-stream"},
                 timeout=_BLOB_TIMEOUT_S,
             )
-        return Blob(digest, size)
+        return Blob(digest, size, written=True)
 
     def put_bytes(self, data: bytes) -> Blob:
         digest = hash_bytes(data)
@@ -205,41 +205,28 @@ class RemoteBlobs:
 
     def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path:
         """Download to ``dest`` atomically, verified; streamed, never whole in memory."""
-        target = Path(dest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        path = self._path(digest)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                got = self._download(path, digest, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        if got != digest:
-            Path(tmp).unlink(missing_ok=True)
-            raise self._corrupt(digest)
-        os.replace(tmp, target)
-        return target
+        with self._download(self._path(digest)) as chunks:
+            write_verified(dest, chunks, digest, mismatch=lambda got, n: self._corrupt(digest))
+        return Path(dest)
 
-    def _download(self, path: str, digest: str, out: BinaryIO) -> str:
+    @contextlib.contextmanager
+    def _download(self, path: str) -> Iterator[Iterator[bytes]]:
+        """The response body of ``GET path`` in chunks; transport failures (also while the
+        chunks are read) raise :class:`~luminary.errors.BackendUnavailableError`."""
         import httpx
 
         from luminary.store._rest import error_from_body
 
         client = self._store._client
-        h = _hasher()
         try:
             with client.stream("GET", path, timeout=_BLOB_TIMEOUT_S) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     body = resp.json() if resp.content else ""
                     raise error_from_body(resp.status_code, body)
-                for chunk in resp.iter_bytes(1 << 20):
-                    h.update(chunk)
-                    out.write(chunk)
+                yield resp.iter_bytes(1 << 20)
         except httpx.TransportError as exc:
             raise self._store._unreachable(exc) from exc
-        return str(h.hexdigest())
 
     @contextlib.contextmanager
     def open_verified(self, digest: str) -> Iterator[BinaryIO]:

@@ -47,6 +47,8 @@ Thread safety: a BlobStore may be shared between threads.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import io
 import os
 import re
@@ -54,8 +56,8 @@ import stat
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -64,15 +66,31 @@ from luminary.errors import (
     InvalidArgumentError,
     MissingDependencyError,
     NotFoundError,
+    StorageFullError,
 )
 
-__all__ = ["Blob", "BlobStore", "check_digest", "hash_bytes", "hash_file"]
+__all__ = [
+    "VERIFIED_SINCE",
+    "WRITERS",
+    "Blob",
+    "BlobStore",
+    "check_digest",
+    "file_chunks",
+    "full_or",
+    "hash_bytes",
+    "hash_file",
+    "write_verified",
+]
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _SHARD = re.compile(r"[0-9a-f]{2}")
 _CHUNK = 8 * 1024 * 1024
 _LOCAL_TMP_PREFIX = ".tmp-"
 _REMOTE_TMP_DIR = "tmp"
+#: Marker at a store's root: blobs newer than it were verified when written.
+VERIFIED_SINCE = ".verified-since"
+#: Folder at a local store's root with one locked file per running writer.
+WRITERS = ".writers"
 # fsspec protocol -> (module it needs, luminary extra that installs it)
 _EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "root": ("fsspec_xrootd", "xrootd")}
 
@@ -81,6 +99,8 @@ _EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "root": ("fsspec_xrootd"
 class Blob:
     digest: str
     size: int
+    #: Whether this call stored the bytes (False: a sound blob was there already).
+    written: bool = field(default=False, compare=False, repr=False)
 
 
 def _hasher() -> Any:
@@ -127,6 +147,7 @@ class BlobStore:
         self._local = "file" in protocols
         self._atomic_put = bool({"s3", "s3a", "gs", "gcs"} & protocols)
         self._s3 = bool({"s3", "s3a"} & protocols)
+        self._since: float | None = None
         if self._local:
             Path(self.root).mkdir(parents=True, exist_ok=True)
 
@@ -149,104 +170,140 @@ class BlobStore:
 
     # -- writing ---------------------------------------------------------------------------
     def put_file(self, path: str | os.PathLike[str]) -> Blob:
-        """Store a local file; returns its digest and size. A blob already present is not
-        written again. The file is read in chunks, never whole (except by s3fs for an S3 PUT
-        under 100 MiB)."""
+        """Store a local file; returns its digest and size. A sound blob already present is
+        not written again. The file is read in chunks, never whole, and the bytes stored are
+        hashed as they are written (see :meth:`put_file_as`)."""
         blob = hash_file(path)
-        if self.exists(blob.digest):
-            return blob
-        final = self.key(blob.digest)
-        if self._atomic_put:
-            self.fs.put_file(os.fspath(path), final)
-            return blob
-
-        def write(out: BinaryIO) -> None:
-            with open(path, "rb") as src:
-                sent = _copy_hashing(src, out)
-            if sent != blob.digest:
-                msg = (
-                    f"{os.fspath(path)!r} changed while it was being stored (hashed as "
-                    f"{blob.digest}, sent as {sent}); nothing was stored. Store it again once "
-                    "nothing writes to it"
-                )
-                raise InvalidArgumentError(msg)
-
-        if self._local:
-            self._local_atomic(final, write)
-        else:
-            self._remote_atomic(final, write)
-        return blob
+        return self.put_file_as(path, blob.digest, blob.size)
 
     def put_file_as(
         self, path: str | os.PathLike[str], digest: str, size: int, *, fsync: bool = True
     ) -> Blob:
-        """Store a local file whose BLAKE3 the caller has just computed (a dataset scan).
+        """Store a local file whose BLAKE3 the caller has computed (a dataset scan, an upload).
 
-        Nothing is read when the blob exists. Otherwise a local store copies the file in the
-        kernel (``copy_file_range``), without hashing it a second time, and refuses it if its
-        size or modification time changed during the copy; a remote store hashes it again as it
-        sends it. A file rewritten between the scan and the copy with the same size and time
-        would be caught when the blob is read (every read is verified). ``fsync=False`` leaves
+        The bytes are hashed as they are copied (one pass) and published under ``digest`` only
+        when they hash to it: a file rewritten after it was hashed raises
+        :class:`~luminary.errors.InvalidArgumentError` and nothing is stored. A blob already
+        present is reused only when it is sound (see :meth:`reusable`). ``fsync=False`` leaves
         flushing to the operating system: the blob survives a crash of this process, not a
-        power cut.
+        power cut. ``Blob.written`` says whether bytes were stored.
         """
         check_digest(digest)
-        if self.exists(digest):
+        if self.reusable(digest, size):
             return Blob(digest, size)
-        final = self.key(digest)
-        if not self._local:
-            self.put_file(path)
-            return Blob(digest, size)
-        before = os.stat(path)
-        if before.st_size != size:
-            raise _changed(path, f"its size is {before.st_size}, not {size}")
-        folder = Path(final).parent
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_LOCAL_TMP_PREFIX)
-        try:
-            with open(path, "rb") as src, os.fdopen(fd, "wb") as out:
-                _kernel_copy(src.fileno(), out.fileno(), size)
-                if fsync:
-                    os.fsync(out.fileno())
-            after = os.stat(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            Path(tmp).unlink(missing_ok=True)
-            raise _changed(path, "it was modified during the copy")
-        os.replace(tmp, final)
-        return Blob(digest, size)
+        with open(path, "rb") as src:
+            self._write(src, digest, size, fsync=fsync, mismatch=_changed_file(path, digest))
+        return Blob(digest, size, written=True)
 
     def put_bytes(self, data: bytes) -> Blob:
         digest = hash_bytes(data)
-        if self.exists(digest):
+        if self.reusable(digest, len(data)):
             return Blob(digest, len(data))
-        final = self.key(digest)
-        if self._atomic_put:
-            self.fs.pipe_file(final, data)
-        elif self._local:
-            self._local_atomic(final, lambda out: out.write(data))
-        else:
-            self._remote_atomic(final, lambda out: out.write(data))
-        return Blob(digest, len(data))
+        self._write(io.BytesIO(data), digest, len(data), fsync=True, mismatch=_changed_bytes)
+        return Blob(digest, len(data), written=True)
 
-    def _local_atomic(
-        self, final: str, write: Callable[[BinaryIO], object], *, fsync: bool = True
-    ) -> None:
-        folder = Path(final).parent
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_LOCAL_TMP_PREFIX)
+    def reusable(self, digest: str, size: int | None = None) -> bool:
+        """Whether a blob ``digest`` is stored whole and may be reused without writing it.
+
+        A blob written through this class was hashed before it got its name, so its size
+        (one ``stat``) is all that is checked. A blob older than the store's marker
+        :data:`VERIFIED_SINCE` (``.verified-since`` at the root, made when a store is first
+        opened by a Luminary that verifies every write) may have been written unverified:
+        it is hashed once here, and in a local store its time is then moved past the marker
+        so it is not hashed again. A blob that does not match is reported as not reusable,
+        and the caller's verified write replaces it.
+        """
+        key = self.key(digest)
         try:
-            with os.fdopen(fd, "wb") as out:
-                write(out)
-                out.flush()
-                if fsync:
-                    os.fsync(out.fileno())
-            os.replace(tmp, final)
+            info = self.fs.info(key)
+        except (FileNotFoundError, OSError):
+            return False
+        if size is not None and int(info.get("size", -1)) != size:
+            return False
+        mtime = _mtime(info)
+        since = self._verified_since()
+        if mtime is not None and since is not None and mtime > since:
+            if self._local:  # reused now: gc's minimum age counts from here
+                with contextlib.suppress(OSError):
+                    os.utime(key)
+            return True
+        try:
+            sound = self.verify(digest)
+        except NotFoundError:
+            return False
+        if sound and self._local:
+            with contextlib.suppress(OSError):
+                os.utime(key)
+        return sound
+
+    def _verified_since(self) -> float | None:
+        """The time of the store's :data:`VERIFIED_SINCE` marker, made on first use."""
+        if self._since is not None:
+            return self._since
+        marker = f"{self.root}/{VERIFIED_SINCE}"
+        try:
+            if self._local:
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            elif not self.fs.exists(marker):
+                with self.fs.open(marker, "wb") as out:
+                    out.write(b"blobs written after this file are verified\n")
+            self._since = _mtime(self.fs.info(marker))
+        except OSError:
+            return None  # no marker, no trust: every reused blob is hashed
+        return self._since
+
+    def _write(
+        self,
+        src: BinaryIO,
+        digest: str,
+        size: int,
+        *,
+        fsync: bool,
+        mismatch: Callable[[str, int], Exception],
+    ) -> None:
+        """Copy ``src`` to the blob ``digest``, hashing as it goes, and publish it atomically
+        only if the bytes hash to ``digest`` and number ``size``; else raise ``mismatch(got,
+        got_size)`` and leave nothing (no blob, no temporary)."""
+        self._verified_since()  # the marker predates every blob written from now on
+        final = self.key(digest)
+        if self._local:
+            write_verified(
+                final,
+                file_chunks(src),
+                digest,
+                size=size,
+                fsync=fsync,
+                tmp_prefix=_LOCAL_TMP_PREFIX,
+                mismatch=mismatch,
+            )
+        elif self._atomic_put:
+            self._put_object(final, src, digest, size, mismatch)
+        else:
+
+            def write(out: BinaryIO) -> None:
+                _expect(*_copy_hashing(src, out), digest, size, mismatch)
+
+            self._remote_atomic(final, write)
+
+    def _put_object(
+        self,
+        final: str,
+        src: BinaryIO,
+        digest: str,
+        size: int,
+        mismatch: Callable[[str, int], Exception],
+    ) -> None:
+        """One PUT (or a multipart upload) to an object store, completed only when the bytes
+        sent hash to ``digest``; otherwise the upload is discarded and nothing is visible."""
+        out = self.fs.open(final, "wb")
+        try:
+            _expect(*_copy_hashing(src, out), digest, size, mismatch)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            out.discard()
+            out.closed = True
             raise
+        out.close()
 
     def _remote_atomic(self, final: str, write: Callable[[BinaryIO], object]) -> None:
         tmp = f"{self.root}/{_REMOTE_TMP_DIR}/{uuid.uuid4().hex}"
@@ -261,6 +318,47 @@ class BlobStore:
                 if self.fs.exists(tmp):
                     self.fs.rm_file(tmp)
             raise
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Announce a writer that stores blobs now and references them later (a dataset add):
+        while it runs, :func:`luminary.store.gc` removes no unreferenced blob. A local store
+        keeps a file under ``.writers/`` locked by this process (the lock dies with it, so a
+        killed writer holds nothing); other stores rely on gc's minimum age alone."""
+        if not self._local:
+            yield
+            return
+        folder = Path(self.root) / WRITERS
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{os.getpid()}-{uuid.uuid4().hex}"
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+
+    def live_writers(self) -> int:
+        """How many :meth:`writing` blocks are running now (any process); leases of killed
+        writers are removed on the way."""
+        if not self._local:
+            return 0
+        live = 0
+        for entry in _scandir(str(Path(self.root) / WRITERS)):
+            try:
+                fd = os.open(entry.path, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                live += 1
+            else:  # nobody holds it: its writer is gone
+                Path(entry.path).unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        return live
 
     def sweep_temporaries(self, older_than_s: float = 24 * 3600.0) -> int:
         """Remove what writers killed mid-write left behind, if older than ``older_than_s``:
@@ -370,26 +468,16 @@ class BlobStore:
         """Copy the blob to ``dest`` (atomically), verifying it on the way. The blob is
         streamed in chunks, never held whole in memory; a corrupt blob leaves nothing at
         ``dest`` (nor a temporary beside it)."""
-        target = Path(dest)
         with self._open_raw(digest) as src:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    got = _copy_hashing(src, out)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        if got != digest:
-            Path(tmp).unlink(missing_ok=True)
-            raise self._corrupt(digest)
-        os.replace(tmp, target)
-        return target
+            write_verified(
+                dest, file_chunks(src), digest, mismatch=lambda got, n: self._corrupt(digest)
+            )
+        return Path(dest)
 
     def verify(self, digest: str) -> bool:
         """Whether the stored bytes still match the digest (NotFoundError if absent)."""
         with self._open_raw(digest) as src:
-            return bool(_copy_hashing(src, None) == digest)
+            return bool(_copy_hashing(src, None)[0] == digest)
 
     def _open_raw(self, digest: str) -> BinaryIO:
         key = self.key(digest)
@@ -443,45 +531,106 @@ class _VerifyingReader(io.RawIOBase):
         return n
 
 
-def _kernel_copy(src: int, dst: int, size: int) -> None:
-    """Copy ``size`` bytes between file descriptors inside the kernel where it can."""
-    copied = 0
-    copy_range = getattr(os, "copy_file_range", None)
-    while copied < size:
-        try:
-            n = (
-                copy_range(src, dst, size - copied)
-                if copy_range
-                else os.sendfile(dst, src, None, size - copied)
-            )
-        except OSError:
-            n = 0
-        if n == 0:
-            break
-        copied += n
-    if copied < size:  # a file system without in-kernel copies: plain reads and writes
-        os.lseek(src, copied, os.SEEK_SET)
-        os.lseek(dst, copied, os.SEEK_SET)
-        while chunk := os.read(src, _CHUNK):
-            os.write(dst, chunk)
+def file_chunks(src: BinaryIO, chunk: int | None = None) -> Iterator[bytes]:
+    """The bytes of an open stream in chunks of ``chunk`` bytes (default 8 MiB)."""
+    while data := src.read(chunk or _CHUNK):
+        yield data
 
 
-def _changed(path: str | os.PathLike[str], why: str) -> InvalidArgumentError:
-    msg = (
-        f"{os.fspath(path)!r} changed since it was hashed ({why}); nothing was stored. "
-        "Add it again once nothing writes to it"
-    )
-    return InvalidArgumentError(msg)
+def write_verified(
+    dest: str | os.PathLike[str],
+    chunks: Iterable[bytes],
+    digest: str,
+    *,
+    size: int | None = None,
+    fsync: bool = False,
+    tmp_prefix: str | None = None,
+    mismatch: Callable[[str, int], Exception],
+) -> int:
+    """Write ``chunks`` to the local file ``dest`` atomically, hashing them as they are
+    written (one pass), and publish it only when they hash to ``digest`` (and number ``size``
+    bytes, if given); else raise ``mismatch(got_digest, got_size)``. Returns the size.
 
-
-def _copy_hashing(src: BinaryIO, out: BinaryIO | None) -> str:
-    """Stream ``src`` into ``out`` (if any) in chunks; returns the BLAKE3 of what was read."""
+    The bytes go to a temporary file beside ``dest`` (``tmp_prefix`` + random, default
+    ``.<name>.``), fsynced if ``fsync``, then renamed onto ``dest``. Whatever fails (a
+    mismatch, a full disk, an interrupt), nothing is left at ``dest`` nor beside it; a full
+    disk raises :class:`~luminary.errors.StorageFullError` naming the folder and free space.
+    This is the one verified write: blob stores, downloads and checkouts all go through it.
+    """
+    target = Path(dest)
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=tmp_prefix or f".{target.name}.")
+    except OSError as exc:
+        if (full := full_or(exc, folder)) is not exc:
+            raise full from exc
+        raise
     h = _hasher()
-    while chunk := src.read(_CHUNK):
+    n = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                h.update(chunk)
+                out.write(chunk)
+                n += len(chunk)
+            out.flush()
+            if fsync:
+                os.fsync(out.fileno())
+        _expect(str(h.hexdigest()), n, digest, size, mismatch)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and (full := full_or(exc, folder)) is not exc:
+            raise full from exc
+        raise
+    return n
+
+
+def _expect(
+    got: str, n: int, digest: str, size: int | None, mismatch: Callable[[str, int], Exception]
+) -> None:
+    """Raise ``mismatch(got, n)`` unless the bytes hash to ``digest`` (and number ``size``)."""
+    if got != digest or (size is not None and n != size):
+        raise mismatch(got, n)
+
+
+def full_or(
+    exc: OSError, folder: str | os.PathLike[str], what: str = "a blob or file"
+) -> Exception:
+    """:class:`~luminary.errors.StorageFullError` (naming ``folder`` and its free space) for a
+    full disk or quota, else the error itself."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError.at(folder, what)
+    return exc
+
+
+def _changed_file(path: str | os.PathLike[str], digest: str) -> Callable[[str, int], Exception]:
+    def mismatch(got: str, size: int) -> Exception:
+        msg = (
+            f"{os.fspath(path)!r} changed while it was being stored (hashed as {digest}, then "
+            f"read as {size} bytes hashing to {got}); nothing was stored. Store it again once "
+            "nothing writes to it"
+        )
+        return InvalidArgumentError(msg)
+
+    return mismatch
+
+
+def _changed_bytes(got: str, size: int) -> Exception:  # pragma: no cover - bytes are immutable
+    return IntegrityError(f"bytes hashing to {got} ({size} bytes) changed while being stored")
+
+
+def _copy_hashing(src: BinaryIO, out: BinaryIO | None) -> tuple[str, int]:
+    """Stream ``src`` into ``out`` (if any) in chunks; the BLAKE3 and size of what was read."""
+    h = _hasher()
+    n = 0
+    for chunk in file_chunks(src):
         h.update(chunk)
+        n += len(chunk)
         if out is not None:
             out.write(chunk)
-    return str(h.hexdigest())
+    return str(h.hexdigest()), n
 
 
 def _scandir(path: str) -> list[os.DirEntry[str]]:
@@ -493,8 +642,8 @@ def _scandir(path: str) -> list[os.DirEntry[str]]:
 
 
 def _mtime(entry: dict[str, Any]) -> float | None:
-    for field in ("mtime", "LastModified", "last_modified", "created"):
-        value = entry.get(field)
+    for name in ("mtime", "LastModified", "last_modified", "created"):
+        value = entry.get(name)
         if value is None:
             continue
         if hasattr(value, "timestamp"):
