@@ -99,9 +99,15 @@ def build_model_folder(root: Path) -> ModelFolder:
     return ModelFolder(root, files)
 
 
-def start_server(folder: Path | None = None, *sources: Any, **repository: Any) -> Any:
+def start_server(
+    folder: Path | None = None,
+    *sources: Any,
+    serve_options: dict[str, Any] | None = None,
+    **repository: Any,
+) -> Any:
     """An in-process :class:`~luminary.serving.InferenceServer` on free ports, started, over
-    the models in ``folder`` and ``sources``; ``repository``: ModelRepository's options."""
+    the models in ``folder`` and ``sources``; ``serve_options``: ServeOptions' fields beyond
+    the ports; ``repository``: ModelRepository's options."""
     from luminary.serving import InferenceServer, ModelRepository, ServeOptions
 
     repo = ModelRepository(**repository)
@@ -109,7 +115,8 @@ def start_server(folder: Path | None = None, *sources: Any, **repository: Any) -
         repo.add_folder(folder)
     for source in sources:
         repo.add(source)
-    server = InferenceServer(repo, ServeOptions(http_port=0, grpc_port=0, metrics_port=0))
+    options = ServeOptions(http_port=0, grpc_port=0, metrics_port=0, **(serve_options or {}))
+    server = InferenceServer(repo, options)
     server.start()
     return server
 
