@@ -13,6 +13,9 @@ from luminary.errors import InvalidArgumentError
 from luminary.serving._batcher import Pending
 from luminary.serving._errors import ModelNotFoundError, RetiredError, UnavailableError
 from luminary.serving._repository import FolderSource, LoadedModel, ModelRepository
+from luminary.serving.backends import BACKENDS, BackendOptions
+
+from ._fakes import RecordingBackend
 
 Place = Callable[[str, Path], Path]
 
@@ -222,3 +225,36 @@ def test_a_repository_path_that_is_not_a_folder_is_refused(
 ) -> None:
     with pytest.raises(InvalidArgumentError, match="is not a folder"):
         repository.add_folder(tmp_path / "missing")
+
+
+class ExplodingBackend(RecordingBackend):
+    """Fails to load with an error no backend is supposed to raise."""
+
+    @classmethod
+    def load(cls, path: Path, options: BackendOptions) -> ExplodingBackend:
+        raise RuntimeError("the runtime fell over")
+
+
+def test_a_model_failing_with_any_error_is_unavailable_and_the_others_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(BACKENDS, "exploding", ExplodingBackend)
+    monkeypatch.setitem(BACKENDS, "recording", RecordingBackend)
+    for name, backend in (("bad", "exploding"), ("good", "recording")):
+        folder = tmp_path / "models" / name
+        (folder / "1").mkdir(parents=True)
+        (folder / "1" / "model.bin").write_bytes(b"weights")
+        (folder / "config.pbtxt").write_text(
+            f'backend: "{backend}"\ndefault_model_filename: "model.bin"\nmax_batch_size: 8\n'
+        )
+    repository = ModelRepository()
+    try:
+        repository.add_folder(tmp_path / "models")
+        rows = {r["name"]: r for r in repository.index()}
+        assert rows["good"]["state"] == "READY"
+        assert rows["bad"]["state"] == "UNAVAILABLE"
+        assert "the runtime fell over" in rows["bad"]["reason"]
+        with pytest.raises(UnavailableError, match="the runtime fell over"):
+            repository.get("bad")
+    finally:
+        repository.close()
