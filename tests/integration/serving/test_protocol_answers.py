@@ -7,7 +7,6 @@ endpoints refuse to load or unload unless the server runs with ``--model-control
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -22,18 +21,6 @@ from tests.integration.serving._support import Reference, mlp_input, open_http_c
 from tests.integration.serving.test_bad_input import assert_serves, model_infer
 
 X1 = {"name": "x", "datatype": "FP32", "shape": [1, 16]}
-
-
-@pytest.fixture
-def http(server: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def channel(server: Any) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-        yield channel
 
 
 def infer_body(**fields: Any) -> bytes:

@@ -21,13 +21,13 @@ from tests.integration.serving._support import (
     luminary_serve,
     mlp_input,
     open_http_client,
+    save_graph,
     start_server,
 )
 
 
 def words_model(path: Path) -> Path:
     """``text`` [batch] STRING → ``same`` [batch] STRING (an Identity)."""
-    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -36,12 +36,7 @@ def words_model(path: Path) -> Path:
         [helper.make_tensor_value_info("text", TensorProto.STRING, ["batch"])],
         [helper.make_tensor_value_info("same", TensorProto.STRING, ["batch"])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    return save_graph(graph, path)
 
 
 @pytest.fixture(scope="module")
