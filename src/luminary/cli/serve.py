@@ -52,6 +52,18 @@ GRPC_THREADS = typer.Option(
 POLL = typer.Option("--poll", min=0.1, help="Seconds between checks of followed aliases.")
 NO_HTTP = typer.Option("--no-http", help="Do not start the HTTP front end.")
 NO_GRPC = typer.Option("--no-grpc", help="Do not start the gRPC front end.")
+MODEL_CONTROL = typer.Option(
+    "--model-control",
+    help="none: the models are fixed at start and the repository load/unload endpoints are "
+    "refused (HTTP 503, gRPC UNAVAILABLE), as Triton's mode NONE; explicit: any client that "
+    "reaches the ports may load and unload models (Triton's mode EXPLICIT).",
+)
+MAX_BODY_BYTES = typer.Option(
+    "--max-body-bytes",
+    min=1,
+    help="Largest request accepted: an HTTP body (also once inflated, for gzip or deflate) "
+    "or a gRPC message. Larger ones are refused (HTTP 413, gRPC RESOURCE_EXHAUSTED).",
+)
 WORKER_INDEX = typer.Option("--worker-index", hidden=True)
 
 
@@ -90,11 +102,16 @@ def serve(
     poll: Annotated[float, POLL] = 2.0,
     no_http: Annotated[bool, NO_HTTP] = False,
     no_grpc: Annotated[bool, NO_GRPC] = False,
+    model_control: Annotated[str, MODEL_CONTROL] = "none",
+    max_body_bytes: Annotated[int, MAX_BODY_BYTES] = 64 << 20,
     worker_index: Annotated[int, WORKER_INDEX] = -1,
 ) -> None:
     """Serve models over the KServe v2 / Triton inference protocol until Ctrl-C or SIGTERM
     (which finishes queued requests first). tritonclient, perf_analyzer and CMSSW's
     SonicTriton connect unchanged."""
+    from luminary.serving._frontend import check_model_control
+
+    check_model_control(model_control)
     if workers > 1:
         from luminary.serving._workers import run_workers
 
@@ -104,6 +121,10 @@ def serve(
     from luminary.serving import InferenceServer, ServeOptions
 
     as_worker = worker_index >= 0
+    if as_worker:
+        from luminary.serving._workers import watch_parent
+
+        watch_parent(sys.stdin.buffer)
     with err.status("loading models…", spinner="dots") if not as_worker else _null():
         repo = build_repository(list(refs or []), repository, instances, threads, poll)
     options = ServeOptions(
@@ -116,6 +137,8 @@ def serve(
         max_inflight=max_inflight,
         grpc_threads=grpc_threads,
         reuse_port=as_worker,
+        max_body_bytes=max_body_bytes,
+        model_control=model_control,
     )
     server = InferenceServer(repo, options)
     stop = threading.Event()

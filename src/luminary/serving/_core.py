@@ -71,13 +71,7 @@ def decode(tensor: InputTensor) -> np.ndarray:
             raise InvalidInputError(msg)
         return np.frombuffer(data, dtype=dtype).reshape(tensor.shape)
     else:
-        try:
-            # values out of the type's range (256 as UINT8, 1e39 as FP32) are the client's error
-            with np.errstate(over="raise", invalid="raise"):
-                array = np.asarray(data, dtype=dtype)
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            msg = f"input {tensor.name!r}: data is not a list of {tensor.datatype} values ({exc})"
-            raise InvalidInputError(msg) from None
+        array = _from_json(tensor, dtype)
     if array.size != count:
         msg = (
             f"input {tensor.name!r}: {array.size} values of data, but shape "
@@ -85,6 +79,56 @@ def decode(tensor: InputTensor) -> np.ndarray:
         )
         raise InvalidInputError(msg)
     return np.ascontiguousarray(array.reshape(tensor.shape))
+
+
+_JSON_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}  # target kind → kinds accepted
+
+
+def _from_json(tensor: InputTensor, dtype: np.dtype[Any]) -> np.ndarray:
+    """JSON ``data`` as an array of ``dtype``, refusing nulls, strings, fractions for integer
+    types and values out of the type's range (never NaN, never a silent wrap-around)."""
+    try:
+        inferred = np.asarray(tensor.data)
+    except (TypeError, ValueError) as exc:
+        msg = f"input {tensor.name!r}: data is not a list of {tensor.datatype} values ({exc})"
+        raise InvalidInputError(msg) from None
+    if inferred.size == 0:
+        return inferred.astype(dtype)
+    accepted = _JSON_KINDS[dtype.kind]
+    if inferred.dtype.kind not in accepted:
+        what = {
+            "O": "null, nested or out-of-range values",
+            "U": "strings",
+            "S": "strings",
+            "b": "booleans",
+            "f": "numbers with a fraction",
+        }.get(inferred.dtype.kind, str(inferred.dtype))
+        want = {"b": "true or false", "iu": "whole numbers", "iuf": "numbers"}[accepted]
+        msg = (
+            f"input {tensor.name!r}: data is not a list of {tensor.datatype} values: it holds "
+            f"{what}; {tensor.datatype} data must be {want} (null is no value; send each one)"
+        )
+        raise InvalidInputError(msg)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        low, high = inferred.min(), inferred.max()
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            msg = (
+                f"input {tensor.name!r}: value {bad} is out of the range of "
+                f"{tensor.datatype} ({info.min} to {info.max})"
+            )
+            raise InvalidInputError(msg)
+        return inferred.astype(dtype)
+    with np.errstate(over="ignore"):
+        array = inferred.astype(dtype)
+    if dtype.kind == "f" and not np.isfinite(array).all():
+        msg = (
+            f"input {tensor.name!r}: a value is out of the range of {tensor.datatype} "
+            f"(largest {float(np.finfo(dtype).max):g})"
+        )
+        raise InvalidInputError(msg)
+    return array
 
 
 def check(spec: ModelSpec, tensors: Sequence[InputTensor]) -> tuple[dict[str, np.ndarray], int]:
@@ -144,6 +188,22 @@ def check_outputs(spec: ModelSpec, names: Sequence[str]) -> None:
             raise InvalidInputError(msg)
 
 
+SEQUENCE_CONTROLS = ("sequence_id", "sequence_start", "sequence_end")
+
+
+def check_not_sequence(spec: ModelSpec, parameters: dict[str, Any]) -> None:
+    """Refuse sequence controls: no model here has a sequence batcher, so a request that
+    carries them would be answered as if stateless, which is wrong for a stateful model."""
+    given = [k for k in SEQUENCE_CONTROLS if parameters.get(k) not in (None, 0, "", False)]
+    if given:
+        msg = (
+            f"model {spec.name!r} has no sequence batching; the request sets "
+            f"{', '.join(f'{k}={parameters[k]!r}' for k in given)}. Send it without sequence "
+            "controls (this server serves stateless models only)"
+        )
+        raise InvalidInputError(msg)
+
+
 def _int_parameter(parameters: dict[str, Any], key: str) -> int:
     value = parameters.get(key, 0)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -171,6 +231,7 @@ class Core:
         loaded = self.repository.get(model, version)
         spec = loaded.spec
         try:
+            check_not_sequence(spec, parameters)
             feeds, events = check(spec, tensors)
             check_outputs(spec, outputs)
             priority = _int_parameter(parameters, "priority")

@@ -41,6 +41,14 @@ class UnavailableError(ServingError):
     grpc_code = "UNAVAILABLE"
 
 
+class RequestTooLargeError(ServingError):
+    """The request's body (or its inflated body, or its gRPC message) is over the limit."""
+
+    code = "invalid_argument"
+    http_status = 413
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+
 class ModelExecutionError(ServingError):
     code = "internal"
     http_status = 500

@@ -6,11 +6,14 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from luminary.errors import InvalidArgumentError
 from luminary.serving._config import to_proto
-from luminary.serving._errors import ServingError
+from luminary.serving._errors import UnavailableError
 from luminary.serving._repository import LoadedModel, ModelRepository
 
 SERVER_NAME = "luminary"
+DEFAULT_MAX_BODY = 64 << 20  # bytes: a request (HTTP body, inflated body, gRPC message)
+MODEL_CONTROL = ("none", "explicit")  # Triton's modes Luminary offers; none is the default
 EXTENSIONS = (
     "binary_tensor_data",
     "model_repository",
@@ -35,7 +38,7 @@ def server_metadata() -> dict[str, Any]:
 def metadata_json(repo: ModelRepository, name: str, version: str) -> dict[str, Any]:
     loaded = repo.get(name, version)
     spec = loaded.spec
-    versions = sorted(repo.entry(name).versions, key=int) if not version else [version]
+    versions = sorted(repo.entry(name).versions, key=int) if not version else [spec.version]
     return {
         "name": spec.name,
         "versions": versions,
@@ -81,18 +84,27 @@ def statistics_json(repo: ModelRepository, name: str, version: str) -> dict[str,
     for n in names:
         entry = repo.entry(n)
         if version:
-            loaded = entry.versions.get(version)
-            if loaded is None:
-                msg = f"model {n!r} has no ready version {version!r}"
-                raise _unavailable(msg)
-            stats.append(loaded.stats.to_dict(n, version))
+            loaded = repo.get(n, version)
+            stats.append(loaded.stats.to_dict(n, loaded.spec.version))
             continue
         for v, loaded in sorted(entry.versions.items(), key=lambda kv: int(kv[0])):
             stats.append(loaded.stats.to_dict(n, v))
     return {"model_stats": stats}
 
 
-def _unavailable(msg: str) -> ServingError:
-    from luminary.serving._errors import UnavailableError
+def check_model_control(mode: str) -> str:
+    if mode not in MODEL_CONTROL:
+        msg = f"model control {mode!r} is not known; use {' or '.join(MODEL_CONTROL)}"
+        raise InvalidArgumentError(msg)
+    return mode
 
-    return UnavailableError(msg)
+
+def refuse_model_control(mode: str, action: str) -> None:
+    """Loading and unloading are refused unless the server runs with explicit model control
+    (Triton's rule: in mode NONE the repository is fixed at start; UNAVAILABLE)."""
+    if mode != "explicit":
+        msg = (
+            f"explicit model {action} is not allowed: this server runs with model control "
+            f"{mode!r}; start it with --model-control explicit to load and unload models"
+        )
+        raise UnavailableError(msg)

@@ -20,14 +20,18 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
+from luminary.errors import InvalidArgumentError
 from luminary.serving._batcher import Pending
 from luminary.serving._core import Core, InputTensor
 from luminary.serving._errors import InvalidInputError, ModelExecutionError, ServingError
 from luminary.serving._frontend import (
+    DEFAULT_MAX_BODY,
     EXTENSIONS,
     SERVER_NAME,
+    check_model_control,
     config_proto,
     metadata_json,
+    refuse_model_control,
     server_version,
     statistics_json,
 )
@@ -38,7 +42,7 @@ from luminary.serving._types import CONTENTS_FIELD
 log = logging.getLogger("luminary.serving")
 
 SERVICE = "inference.GRPCInferenceService"
-MAX_MESSAGE = 1 << 30
+MAX_SEND = 1 << 30  # answers are the server's own; requests are bounded by max_message
 
 
 def _parameters(params: Any) -> dict[str, Any]:
@@ -112,9 +116,10 @@ def _parsing(method: Any, message_type: Any) -> Any:
 class Servicer:
     """The service's methods; registered as a generic handler (no generated stubs needed)."""
 
-    def __init__(self, core: Core, live: Any = lambda: True) -> None:
+    def __init__(self, core: Core, live: Any = lambda: True, model_control: str = "none") -> None:
         self.core = core
         self.live = live
+        self.model_control = check_model_control(model_control)
 
     def _start(self, request: Any, context: Any, wait: bool = False) -> tuple[LoadedModel, Pending]:
         parameters = _parameters(request.parameters)
@@ -244,6 +249,7 @@ class Servicer:
 
     def RepositoryModelLoad(self, request: Any, context: Any) -> Any:
         def answer() -> Any:
+            refuse_model_control(self.model_control, "load")
             if any(k == "config" or k.startswith("file:") for k in request.parameters):
                 msg = (
                     "loading a model with an uploaded configuration or files is not "
@@ -260,6 +266,7 @@ class Servicer:
 
     def RepositoryModelUnload(self, request: Any, context: Any) -> Any:
         def answer() -> Any:
+            refuse_model_control(self.model_control, "unload")
             self.core.repository.unload(request.model_name)
             return pb.RepositoryModelUnloadResponse()
 
@@ -290,10 +297,19 @@ def build_server(
     *,
     threads: int = 32,
     max_inflight: int = 0,
+    max_message: int = DEFAULT_MAX_BODY,
+    model_control: str = "none",
+    reuse_port: bool = False,
     live: Any = lambda: True,
 ) -> tuple[grpc.Server, int]:
-    """A started-ready (not yet started) gRPC server bound to ``address``; returns the port."""
-    servicer = Servicer(core, live)
+    """A ready (not yet started) gRPC server bound to ``address``; returns the port.
+
+    Requests over ``max_message`` bytes are refused (RESOURCE_EXHAUSTED) and at most
+    ``max_inflight`` calls run at once. The port is shared (SO_REUSEPORT) only with
+    ``reuse_port``, which the workers of one ``luminary serve --workers N`` set; otherwise a
+    port another server holds is an error, never a silent share of its traffic.
+    """
+    servicer = Servicer(core, live, model_control)
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     # Requests arrive as bytes and are parsed here, so that bytes that are no valid message
     # get INVALID_ARGUMENT naming the message (grpcio's own deserializer answers INTERNAL).
@@ -310,16 +326,20 @@ def build_server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lm-grpc"),
         handlers=[grpc.method_handlers_generic_handler(SERVICE, handlers)],
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-            ("grpc.so_reuseport", 1),
+            ("grpc.max_receive_message_length", max_message),
+            ("grpc.max_send_message_length", MAX_SEND),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
         maximum_concurrent_rpcs=max_inflight or None,
     )
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio ≥ 1.58 raises where older versions return 0
+        port = 0
     if port == 0:
-        msg = f"cannot listen for gRPC on {address}: the address is in use or not local"
-        from luminary.errors import InvalidArgumentError
-
+        msg = (
+            f"cannot listen for gRPC on {address}: the port is in use by another process or "
+            "the address is not local; stop the other server or choose another --grpc-port"
+        )
         raise InvalidArgumentError(msg)
     return server, port

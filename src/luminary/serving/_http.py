@@ -13,22 +13,31 @@ import asyncio
 import json
 import zlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+import numpy as np
+
+from luminary.serving._batcher import Pending
 from luminary.serving._core import Core, InputTensor
 from luminary.serving._errors import (
     InvalidInputError,
     ModelNotFoundError,
+    RequestTooLargeError,
     ServingError,
     UnavailableError,
 )
 from luminary.serving._frontend import (
+    DEFAULT_MAX_BODY,
+    check_model_control,
     config_json,
     metadata_json,
+    refuse_model_control,
     server_metadata,
     statistics_json,
 )
+from luminary.serving._repository import LoadedModel, parse_version
 
 try:  # orjson is in the server extra; the standard library is the fallback
     import orjson
@@ -47,7 +56,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 HEADER_LENGTH = b"inference-header-content-length"
-MAX_BODY = 1 << 30
+OFFLOAD_BYTES = 64 << 10  # bodies from this size are decoded off the event loop
+REPOSITORY_BODY = 1 << 20  # a repository request is a small JSON object
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -65,20 +75,26 @@ class InferenceApp:
     """The ASGI application; one per server process."""
 
     def __init__(
-        self, core: Core, *, live: Callable[[], bool] = lambda: True, max_inflight: int = 0
+        self,
+        core: Core,
+        *,
+        live: Callable[[], bool] = lambda: True,
+        max_inflight: int = 0,
+        max_body: int = DEFAULT_MAX_BODY,
+        model_control: str = "none",
     ) -> None:
         self.core = core
         self.live = live
         self.max_inflight = max_inflight  # 0: no limit
+        self.max_body = max_body
+        self.model_control = check_model_control(model_control)
         self._inflight = 0  # infer requests in progress (the event loop is single-threaded)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        method = scope["method"]
         try:
-            body = await _read_body(scope, receive) if method == "POST" else b""
-            status, headers, payload = await self._route(method, scope["path"], scope, body)
+            status, headers, payload = await self._route(scope, receive)
         except ServingError as exc:
             status, headers, payload = _json_response(exc.http_status, {"error": str(exc)})
         except HttpError as exc:
@@ -93,8 +109,9 @@ class InferenceApp:
         await send({"type": "http.response.body", "body": payload})
 
     async def _route(
-        self, method: str, path: str, scope: Scope, body: bytes
+        self, scope: Scope, receive: Receive
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        method, path = scope["method"], scope["path"]
         parts = path.strip("/").split("/")
         if not parts or parts[0] != "v2":
             raise HttpError(404, f"no endpoint {path}; the protocol's endpoints start with /v2")
@@ -108,8 +125,9 @@ class InferenceApp:
                     f"{self.max_inflight}, --max-inflight); retry later or on another server"
                 )
                 raise UnavailableError(msg)
-            self._inflight += 1
+            self._inflight += 1  # admitted before a byte of the body is read
             try:
+                body = await _read_body(scope, receive, self.max_body)
                 return await self._infer(name, version, scope, body)
             finally:
                 self._inflight -= 1
@@ -138,22 +156,26 @@ class InferenceApp:
                 name, version = _model_path(rest[1:])
                 return _json_response(200, metadata_json(repo, name, version))
         if method == "POST" and rest[:1] == ["repository"]:
-            return await self._repository(rest[1:], body)
+            return await self._repository(rest[1:], scope, receive)
         raise HttpError(404, f"no endpoint {method} {path}")
 
     async def _repository(
-        self, rest: list[str], body: bytes
+        self, rest: list[str], scope: Scope, receive: Receive
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         repo = self.core.repository
+        changes = len(rest) == 3 and rest[0] == "models" and rest[2] in ("load", "unload")
+        if changes:
+            refuse_model_control(self.model_control, rest[2])
+        body = await _read_body(scope, receive, min(self.max_body, REPOSITORY_BODY))
         request = _parse_json(body) if body else {}
         if rest == ["index"]:
             rows = repo.index()
             if request.get("ready"):
                 rows = [r for r in rows if r["state"] == "READY"]
             return _json_response(200, [{k: v for k, v in r.items() if v} for r in rows])
-        if len(rest) == 3 and rest[0] == "models" and rest[2] in ("load", "unload"):
+        if changes:
             name = unquote(rest[1])
-            params = request.get("parameters") or {}
+            params = json_object(request.get("parameters"), "the request's 'parameters'")
             if any(k == "config" or k.startswith("file:") for k in params):
                 raise HttpError(
                     400,
@@ -181,8 +203,41 @@ class InferenceApp:
                 header_length = value
             elif key == b"content-encoding":
                 encoding = value
-        if encoding is not None:
-            body = _decompress(encoding, body)
+        loop = asyncio.get_running_loop()
+
+        def decode() -> _Decoded:
+            raw = body if encoding is None else _decompress(encoding, body, self.max_body)
+            return self._decode(name, version, raw, header_length, loop)
+
+        # Large bodies are inflated, parsed and converted on a worker thread: other clients'
+        # requests keep being answered meanwhile (zlib and NumPy release the GIL).
+        offload = encoding is not None or len(body) >= OFFLOAD_BYTES
+        decoded = await asyncio.to_thread(decode) if offload else decode()
+        loaded = self.core.submit(decoded.loaded, decoded.pending)
+        pending = decoded.pending
+        assert pending.future is not None
+        await pending.future
+        if pending.error is not None:
+            raise pending.error
+        result = pending.result
+        assert result is not None
+        requested = decoded.requested or [
+            (t.name, decoded.binary_default) for t in loaded.spec.outputs
+        ]
+        size = sum(result[n].nbytes for n, _ in requested)
+        if size >= OFFLOAD_BYTES:
+            return await asyncio.to_thread(_encode, loaded, decoded, requested, result)
+        return _encode(loaded, decoded, requested, result)
+
+    def _decode(
+        self,
+        name: str,
+        version: str,
+        body: bytes,
+        header_length: bytes | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> _Decoded:
+        """The request checked against the model and ready to queue (any thread)."""
         if header_length is not None:
             try:
                 json_size = int(header_length)
@@ -219,10 +274,10 @@ class InferenceApp:
             ):
                 msg = f"input {tname!r}: 'shape' must be a list of integers"
                 raise InvalidInputError(msg)
-            params = item.get("parameters") or {}
-            size = params.get("binary_data_size") if isinstance(params, dict) else None
+            params = json_object(item.get("parameters"), f"input {tname!r}: 'parameters'")
+            size = params.get("binary_data_size")
             if size is not None:
-                if not isinstance(size, int) or size < 0:
+                if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                     msg = f"input {tname!r}: bad binary_data_size {size!r}"
                     raise InvalidInputError(msg)
                 if offset + size > len(body):
@@ -242,14 +297,11 @@ class InferenceApp:
         if offset != len(body):
             msg = f"the body has {len(body) - offset} bytes beyond the declared binary inputs"
             raise InvalidInputError(msg)
-        parameters = request.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            msg = "'parameters' must be an object"
-            raise InvalidInputError(msg)
+        parameters = json_object(request.get("parameters"), "the request's 'parameters'")
         wanted = request.get("outputs")
         requested: list[tuple[str, bool]] = []
         binary_default = bool(parameters.get("binary_data_output", False))
-        if wanted:
+        if wanted is not None:
             if not isinstance(wanted, list):
                 msg = "'outputs' must be a list"
                 raise InvalidInputError(msg)
@@ -257,58 +309,74 @@ class InferenceApp:
                 if not isinstance(out, dict) or not isinstance(out.get("name"), str):
                     msg = "each entry of 'outputs' needs a 'name'"
                     raise InvalidInputError(msg)
-                p = out.get("parameters") or {}
-                if not isinstance(p, dict):
-                    msg = f"output {out['name']!r}: 'parameters' must be an object"
-                    raise InvalidInputError(msg)
+                p = json_object(out.get("parameters"), f"output {out['name']!r}: 'parameters'")
                 requested.append((out["name"], bool(p.get("binary_data", binary_default))))
-        loop = asyncio.get_running_loop()
-        core = self.core
-        loaded, pending = core.prepare(
+        loaded, pending = self.core.prepare(
             name, version, tensors, [n for n, _ in requested], parameters, loop=loop
         )
-        loaded = core.submit(loaded, pending)
-        assert pending.future is not None
-        await pending.future
-        if pending.error is not None:
-            raise pending.error
-        result = pending.result
-        assert result is not None
-        if not requested:
-            requested = [(t.name, binary_default) for t in loaded.spec.outputs]
-        outputs = []
-        blobs = []
-        for oname, binary in requested:
-            array = result[oname]
-            spec = loaded.spec.output(oname)
-            assert spec is not None
-            entry: dict[str, Any] = {
-                "name": oname,
-                "datatype": spec.datatype,
-                "shape": list(array.shape),
-            }
-            if binary:
-                raw = array.tobytes()
-                entry["parameters"] = {"binary_data_size": len(raw)}
-                blobs.append(raw)
-            else:
-                entry["data"] = array.ravel().tolist()
-            outputs.append(entry)
-        response: dict[str, Any] = {
-            "model_name": loaded.spec.name,
-            "model_version": loaded.spec.version,
-            "outputs": outputs,
+        return _Decoded(request, loaded, pending, requested, binary_default)
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    request: dict[str, Any]
+    loaded: LoadedModel
+    pending: Pending
+    requested: list[tuple[str, bool]]
+    binary_default: bool
+
+
+def _encode(
+    loaded: LoadedModel,
+    decoded: _Decoded,
+    requested: list[tuple[str, bool]],
+    result: dict[str, np.ndarray],
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The answer's JSON header and binary outputs (any thread)."""
+    outputs = []
+    blobs = []
+    for oname, binary in requested:
+        array = result[oname]
+        spec = loaded.spec.output(oname)
+        assert spec is not None
+        entry: dict[str, Any] = {
+            "name": oname,
+            "datatype": spec.datatype,
+            "shape": list(array.shape),
         }
-        if "id" in request:
-            response["id"] = request["id"]
-        head = _dumps(response)
-        if not blobs:
-            return 200, _JSON, head
-        headers = [
-            (b"content-type", b"application/octet-stream"),
-            (HEADER_LENGTH, str(len(head)).encode()),
-        ]
-        return 200, headers, b"".join([head, *blobs])
+        if binary:
+            raw = array.tobytes()
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            blobs.append(raw)
+        else:
+            entry["data"] = array.ravel().tolist()
+        outputs.append(entry)
+    response: dict[str, Any] = {
+        "model_name": loaded.spec.name,
+        "model_version": loaded.spec.version,
+        "outputs": outputs,
+    }
+    if "id" in decoded.request:
+        response["id"] = decoded.request["id"]
+    head = _dumps(response)
+    if not blobs:
+        return 200, _JSON, head
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (HEADER_LENGTH, str(len(head)).encode()),
+    ]
+    return 200, headers, b"".join([head, *blobs])
+
+
+def json_object(value: Any, where: str) -> dict[str, Any]:
+    """An optional JSON object of the request: absent (or null) is empty, anything else but an
+    object is refused (``"parameters": 0`` must not pass as "no parameters")."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        msg = f"{where} must be an object, not {type(value).__name__} {value!r:.60}"
+        raise InvalidInputError(msg)
+    return value
 
 
 def _model_path(parts: list[str]) -> tuple[str, str]:
@@ -316,10 +384,7 @@ def _model_path(parts: list[str]) -> tuple[str, str]:
     if len(parts) == 1 and parts[0]:
         return unquote(parts[0]), ""
     if len(parts) == 3 and parts[1] == "versions" and parts[2]:
-        if not parts[2].isdigit():
-            msg = f"model version {parts[2]!r} is not a number"
-            raise InvalidInputError(msg)
-        return unquote(parts[0]), parts[2]
+        return unquote(parts[0]), parse_version(unquote(parts[2]))
     msg = "no such model endpoint"
     raise ModelNotFoundError(msg)
 
@@ -336,34 +401,46 @@ def _parse_json(raw: bytes | memoryview) -> dict[str, Any]:
     return value
 
 
-def _decompress(encoding: bytes, body: bytes) -> bytes:
-    """The body inflated, to at most MAX_BODY bytes (a small bomb cannot fill the memory)."""
+def _too_large(what: str, limit: int) -> RequestTooLargeError:
+    msg = (
+        f"{what} is over the server's limit of {limit} bytes (--max-body-bytes); send smaller "
+        "batches, or raise the limit"
+    )
+    return RequestTooLargeError(msg)
+
+
+def _decompress(encoding: bytes, body: bytes, limit: int) -> bytes:
+    """The body inflated, to at most ``limit`` bytes (a small bomb cannot fill the memory)."""
     if encoding not in (b"gzip", b"deflate"):
         msg = f"Content-Encoding {encoding.decode(errors='replace')} is not supported"
         raise InvalidInputError(msg)
     inflater = zlib.decompressobj(31 if encoding == b"gzip" else 15)
     try:
-        out = inflater.decompress(body, MAX_BODY + 1)
+        out = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
         msg = f"the body is not valid {encoding.decode()}: {exc}"
         raise InvalidInputError(msg) from None
-    if len(out) > MAX_BODY or inflater.unconsumed_tail:
-        raise HttpError(413, f"the body inflates to more than {MAX_BODY} bytes")
+    if len(out) > limit or inflater.unconsumed_tail:
+        what = f"the {encoding.decode()} body, inflated,"
+        raise _too_large(what, limit)
     if not inflater.eof:
         msg = f"the body is not valid {encoding.decode()}: it ends before the stream does"
         raise InvalidInputError(msg)
     return out
 
 
-async def _read_body(scope: Scope, receive: Receive) -> bytes:
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request's body, refused (413) as soon as it is known to exceed ``limit``: from its
+    declared Content-Length before reading, or from the bytes as they stream in."""
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
                 declared = int(value)
             except ValueError:
                 raise HttpError(400, "Content-Length is not a number") from None
-            if declared > MAX_BODY:
-                raise HttpError(413, f"body of {declared} bytes is over the {MAX_BODY} limit")
+            if declared > limit:
+                what = f"the body of {declared} bytes (Content-Length)"
+                raise _too_large(what, limit)
     chunks = []
     size = 0
     while True:
@@ -374,8 +451,9 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
         if chunk:
             chunks.append(chunk)
             size += len(chunk)
-            if size > MAX_BODY:
-                raise HttpError(413, f"body over the {MAX_BODY} byte limit")
+            if size > limit:
+                what = f"the body (over {size} bytes so far)"
+                raise _too_large(what, limit)
         if not message.get("more_body", False):
             break
     if len(chunks) == 1:

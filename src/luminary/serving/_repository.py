@@ -29,9 +29,9 @@ import numpy as np
 from luminary.errors import InvalidArgumentError, LuminaryError, nearest
 from luminary.serving._batcher import Batcher
 from luminary.serving._config import build_spec, read_config
-from luminary.serving._errors import ModelNotFoundError, UnavailableError
+from luminary.serving._errors import InvalidInputError, ModelNotFoundError, UnavailableError
 from luminary.serving._stats import ModelStats
-from luminary.serving._types import ModelSpec
+from luminary.serving._types import DTYPES, ModelSpec
 from luminary.serving.backends import (
     BACKENDS,
     FILE_SUFFIXES,
@@ -245,7 +245,12 @@ class ModelRepository:
         return entry
 
     def get(self, name: str, version: str = "") -> LoadedModel:
-        """The ready version asked for (the newest when ``version`` is empty)."""
+        """The ready version asked for (the newest when ``version`` is empty).
+
+        A model with no ready version is unavailable (clients may retry elsewhere); a version
+        the model does not have is not found (retrying cannot help).
+        """
+        version = parse_version(version)
         entry = self.entry(name)
         versions = entry.versions  # one read: swaps replace the dict whole
         if not versions:
@@ -257,10 +262,10 @@ class ModelRepository:
         loaded = versions.get(version)
         if loaded is None:
             msg = (
-                f"model {name!r} has no ready version {version!r}; ready: "
+                f"model {name!r} has no version {version}; its versions are "
                 f"{', '.join(sorted(versions, key=int))}"
             )
-            raise UnavailableError(msg)
+            raise ModelNotFoundError(msg)
         return loaded
 
     def index(self) -> list[dict[str, str]]:
@@ -319,6 +324,11 @@ class ModelRepository:
             instances=self._instances,
             threads=self._threads,
         )
+        try:
+            _check_servable(spec, vf.path)
+        except LoadError:
+            first.close()
+            raise
         options = BackendOptions(spec.intra_op_threads, spec.inter_op_threads, kind, gpus, params)
         if (spec.intra_op_threads, spec.inter_op_threads) != (self._threads, 1):
             first.close()
@@ -349,12 +359,16 @@ class ModelRepository:
                         new[vf.version] = kept
                     else:
                         new[vf.version] = self._load_version(name, vf)
-            except (LuminaryError, OSError) as exc:
+            except Exception as exc:  # whatever the cause, only this model fails
                 for version, loaded in new.items():  # versions loaded before the failure
                     if old.get(version) is not loaded:
                         loaded.batcher.close(wait=False)
-                entry.state, entry.reason = "UNAVAILABLE", str(exc)
-                log.warning("model %s failed to load: %s", name, exc)
+                reason = str(exc) if isinstance(exc, (LuminaryError, OSError)) else repr(exc)
+                entry.state, entry.reason = "UNAVAILABLE", reason
+                if isinstance(exc, (LuminaryError, OSError)):
+                    log.warning("model %s failed to load: %s", name, reason)
+                else:
+                    log.exception("model %s failed to load", name)
                 return entry
             entry.versions = new  # the swap: one assignment
             entry.state, entry.reason = "READY", ""
@@ -405,6 +419,32 @@ class ModelRepository:
         for entry in list(self._entries.values()):
             for loaded in entry.versions.values():
                 loaded.batcher.close(wait=True)
+
+
+def parse_version(text: str) -> str:
+    """A model version as the protocol gives it: ``""`` (the newest) or a whole number.
+
+    ``"01"`` is version 1; anything else (``"one"``, ``"-1"``, ``"²"``, 30 digits) is refused.
+    """
+    if not text:
+        return ""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        msg = f"model version {text!r} is not a version number; use a whole number such as 1"
+        raise InvalidInputError(msg)
+    return str(int(text))
+
+
+def _check_servable(spec: ModelSpec, path: Path) -> None:
+    """Refuse tensors the server cannot carry (``BYTES`` strings, ``BF16``) at load time."""
+    for kind, tensors in (("input", spec.inputs), ("output", spec.outputs)):
+        for t in tensors:
+            if t.datatype not in DTYPES:
+                msg = (
+                    f"{path.name}: {kind} {t.name!r} is a {t.datatype} tensor; this server "
+                    f"carries numeric tensors only ({', '.join(DTYPES)}). Export the model "
+                    "with numeric inputs and outputs"
+                )
+                raise LoadError(msg)
 
 
 def _warm_up(backend: Backend, spec: ModelSpec) -> None:

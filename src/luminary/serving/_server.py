@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from luminary.errors import InvalidArgumentError, LuminaryError, MissingDependencyError
 from luminary.serving._core import Core
+from luminary.serving._frontend import DEFAULT_MAX_BODY, check_model_control
 from luminary.serving._grpc import build_server
 from luminary.serving._http import InferenceApp
 from luminary.serving._metrics import MetricsServer
@@ -39,7 +40,9 @@ class ServeOptions:
     metrics: bool = True
     grpc_threads: int = 32
     max_inflight: int = 512  # per front end; beyond it requests are refused at once
-    reuse_port: bool = False  # several worker processes share the ports
+    reuse_port: bool = False  # the workers of one `luminary serve --workers N` share the ports
+    max_body_bytes: int = DEFAULT_MAX_BODY  # per request: HTTP body (inflated too), gRPC message
+    model_control: str = "none"  # "explicit": the repository endpoints may load and unload
     energy: bool = True  # measure the process's energy; exported with the metrics
 
 
@@ -66,6 +69,10 @@ class InferenceServer:
     def __init__(self, repository: ModelRepository, options: ServeOptions | None = None) -> None:
         self.repository = repository
         self.options = options or ServeOptions()
+        check_model_control(self.options.model_control)
+        if self.options.max_body_bytes < 1:
+            msg = f"max_body_bytes must be 1 or more, not {self.options.max_body_bytes}"
+            raise InvalidArgumentError(msg)
         self.core = Core(repository)
         self._live = True
         self._grpc: Any = None
@@ -92,6 +99,14 @@ class InferenceServer:
             return None
 
     def start(self) -> None:
+        """Start every front end; if one cannot (a port in use), stop the others and raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop(grace=0)
+            raise
+
+    def _start(self) -> None:
         o = self.options
         if o.energy:
             from luminary.energy import Sampler
@@ -107,6 +122,9 @@ class InferenceServer:
                 address,
                 threads=o.grpc_threads,
                 max_inflight=o.max_inflight,
+                max_message=o.max_body_bytes,
+                model_control=o.model_control,
+                reuse_port=o.reuse_port,
                 live=self._is_live,
             )
             self._grpc.start()
@@ -136,7 +154,13 @@ class InferenceServer:
         o = self.options
         sock = _listen(o.host, o.http_port, o.reuse_port)
         self.http_port = int(sock.getsockname()[1])
-        app = InferenceApp(self.core, live=self._is_live, max_inflight=o.max_inflight)
+        app = InferenceApp(
+            self.core,
+            live=self._is_live,
+            max_inflight=o.max_inflight,
+            max_body=o.max_body_bytes,
+            model_control=o.model_control,
+        )
         kwargs: dict[str, Any] = {
             "log_level": "warning",
             "access_log": False,

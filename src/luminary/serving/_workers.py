@@ -3,10 +3,17 @@
 Each worker is a full server (own models, batcher and front ends) bound with SO_REUSEPORT, so
 the kernel spreads connections over them. The parent serves the metrics port, gathering each
 worker's metrics with a ``worker`` label, and forwards SIGTERM so every worker drains.
+
+The ports are shared with this server's own workers only: the parent first checks that no
+other process holds them, then keeps a bound (not listening) socket on each for as long as it
+runs, so another server cannot join the group and take a share of the traffic. Each worker
+watches a pipe from the parent on its standard input: when the parent dies, even by SIGKILL,
+the pipe closes and the worker stops as on SIGTERM.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -14,15 +21,54 @@ import sys
 import threading
 import urllib.request
 from http.server import ThreadingHTTPServer
+from typing import BinaryIO
 
 from luminary.errors import InvalidArgumentError
 from luminary.serving._metrics import handler_for
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def hold_port(host: str, port: int, flag: str) -> socket.socket:
+    """A bound, not listening, SO_REUSEPORT socket on ``port`` (0: a free one), after checking
+    that no other process holds it: only sockets that also set SO_REUSEPORT (the workers)
+    can bind the port while it is held, and none of them without this check."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            msg = (
+                f"cannot listen on {host}:{port} ({flag}): {exc.strerror}; another process "
+                "holds the port. Stop it, or choose another port"
+            )
+            raise InvalidArgumentError(msg) from exc
+        port = int(probe.getsockname()[1])
+    held = socket.socket(_family(host), socket.SOCK_STREAM)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        held.bind((host, port))
+    except OSError as exc:
+        held.close()
+        msg = f"cannot listen on {host}:{port} ({flag}): {exc.strerror}; choose another port"
+        raise InvalidArgumentError(msg) from exc
+    return held
+
+
+def watch_parent(stream: BinaryIO) -> threading.Thread:
+    """In a worker: SIGTERM to itself (a graceful stop) when ``stream``, the pipe from the
+    parent, reaches its end, which happens when the parent exits however it dies."""
+
+    def watch() -> None:
+        while stream.read(1 << 12):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="lm-parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def _with_label(line: str, worker: int) -> str:
@@ -70,9 +116,27 @@ def _arg_value(argv: list[str], flag: str) -> str | None:
 def run_workers(argv: list[str], workers: int, host: str, metrics_port: int) -> None:
     args = list(argv[1:])
     extra: list[str] = []
-    for flag, default in (("--http-port", "8000"), ("--grpc-port", "8001")):
-        if (_arg_value(args, flag) or default) == "0":
-            extra += [flag, str(_free_port(host))]
+    held: list[socket.socket] = []
+    try:
+        for flag, default, off in (
+            ("--http-port", "8000", "--no-http"),
+            ("--grpc-port", "8001", "--no-grpc"),
+        ):
+            if off in args:
+                continue
+            value = _arg_value(args, flag) or default
+            if not value.isdigit():
+                msg = f"{flag} {value!r} is not a port number"
+                raise InvalidArgumentError(msg)
+            held.append(hold_port(host, int(value), flag))
+            extra += [flag, str(held[-1].getsockname()[1])]
+        _run(args, extra, workers, host, metrics_port)
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def _run(args: list[str], extra: list[str], workers: int, host: str, metrics_port: int) -> None:
     children: list[subprocess.Popen[str]] = []
     metrics_ports: list[int] = []
     for index in range(workers):
@@ -87,7 +151,8 @@ def run_workers(argv: list[str], workers: int, host: str, metrics_port: int) -> 
             "--worker-index",
             str(index),
         ]
-        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        # stdin: a pipe only this process writes to; it closes when this process dies
+        child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         children.append(child)
     try:
         for child in children:

@@ -63,7 +63,6 @@ def mlp_with_logits(path: Path, seed: int) -> Path:
 
 def hit_counter(path: Path) -> Path:
     """Integer tensors: ``hits`` [batch, 4] UINT8 → ``total`` [batch, 1] INT64 (their sum)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [
@@ -77,6 +76,14 @@ def hit_counter(path: Path) -> Path:
         [helper.make_tensor_value_info("total", TensorProto.INT64, ["batch", 1])],
         [numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")],
     )
+    return save_graph(graph, path)
+
+
+def save_graph(graph: Any, path: Path) -> Path:
+    """An ONNX graph saved as a checked opset-17 model at ``path``."""
+    import onnx
+    from onnx import helper
+
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -99,9 +106,15 @@ def build_model_folder(root: Path) -> ModelFolder:
     return ModelFolder(root, files)
 
 
-def start_server(folder: Path | None = None, *sources: Any, **repository: Any) -> Any:
+def start_server(
+    folder: Path | None = None,
+    *sources: Any,
+    serve_options: dict[str, Any] | None = None,
+    **repository: Any,
+) -> Any:
     """An in-process :class:`~luminary.serving.InferenceServer` on free ports, started, over
-    the models in ``folder`` and ``sources``; ``repository``: ModelRepository's options."""
+    the models in ``folder`` and ``sources``; ``serve_options``: ServeOptions' fields beyond
+    the ports; ``repository``: ModelRepository's options."""
     from luminary.serving import InferenceServer, ModelRepository, ServeOptions
 
     repo = ModelRepository(**repository)
@@ -109,7 +122,8 @@ def start_server(folder: Path | None = None, *sources: Any, **repository: Any) -
         repo.add_folder(folder)
     for source in sources:
         repo.add(source)
-    server = InferenceServer(repo, ServeOptions(http_port=0, grpc_port=0, metrics_port=0))
+    options = ServeOptions(http_port=0, grpc_port=0, metrics_port=0, **(serve_options or {}))
+    server = InferenceServer(repo, options)
     server.start()
     return server
 

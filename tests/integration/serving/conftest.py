@@ -26,6 +26,8 @@ for _module in ("tritonclient.http", "tritonclient.grpc"):
     import_component(_module, "triton")
 
 if TYPE_CHECKING:
+    import grpc
+    import httpx
     import tritonclient.grpc as grpcclient
     import tritonclient.http as httpclient
 
@@ -65,3 +67,21 @@ def grpc_client(server: InferenceServer) -> Iterator[grpcclient.InferenceServerC
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
     yield client
     client.close()
+
+
+@pytest.fixture
+def http(server: InferenceServer) -> Iterator[httpx.Client]:
+    """A plain HTTP client on the server's HTTP port, for raw bodies."""
+    import httpx
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def channel(server: InferenceServer) -> Iterator[grpc.Channel]:
+    """A plain gRPC channel to the server, for raw messages."""
+    import grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        yield channel

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -28,18 +28,6 @@ from tests.integration.serving._support import (
 
 HEADER = "Inference-Header-Content-Length"
 GIGANTIC = 10**9
-
-
-@pytest.fixture
-def http(server: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def channel(server: Any) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-        yield channel
 
 
 def model_infer(channel: grpc.Channel) -> Callable[..., Any]:

@@ -21,6 +21,7 @@ from tests.integration.serving._support import (
     start_server,
 )
 
+EXPLICIT = {"model_control": "explicit"}  # the repository endpoints may load and unload
 GARBAGE = b"\x08\x07garbage, not an ONNX model\xff\xfe" * 10
 
 
@@ -40,7 +41,7 @@ def reference(folder: Path) -> Reference:
 
 @pytest.fixture(scope="module")
 def server(folder: Path) -> Iterator[Any]:
-    server = start_server(folder)
+    server = start_server(folder, serve_options=EXPLICIT)
     yield server
     server.stop(grace=10)
 
@@ -176,7 +177,7 @@ def test_unload_then_load_a_model(
 
 def test_a_repaired_model_file_serves_after_a_load_request(tmp_path: Path) -> None:
     (tmp_path / "broken.onnx").write_bytes(GARBAGE)
-    server = start_server(tmp_path)
+    server = start_server(tmp_path, serve_options=EXPLICIT)
     try:
         with open_http_client(server.http_port) as client:
             assert client.is_model_ready("broken") is False

@@ -13,6 +13,9 @@ from luminary.errors import InvalidArgumentError
 from luminary.serving._batcher import Pending
 from luminary.serving._errors import ModelNotFoundError, RetiredError, UnavailableError
 from luminary.serving._repository import FolderSource, LoadedModel, ModelRepository
+from luminary.serving.backends import BACKENDS, BackendOptions
+
+from ._fakes import RecordingBackend
 
 Place = Callable[[str, Path], Path]
 
@@ -44,7 +47,8 @@ def test_the_newest_version_serves_by_default(
     assert loaded.spec.version == "3"
     assert loaded.spec.outputs[0].dims == (3,)
     assert infer(loaded).shape == (2, 3)
-    with pytest.raises(UnavailableError, match="no ready version '1'; ready: 3"):
+    # a version the model does not have is not found: retrying elsewhere cannot help
+    with pytest.raises(ModelNotFoundError, match="no version 1; its versions are 3"):
         repository.get("tagger", "1")
     assert repository.index() == [
         {"name": "tagger", "version": "3", "state": "READY", "reason": ""}
@@ -221,3 +225,36 @@ def test_a_repository_path_that_is_not_a_folder_is_refused(
 ) -> None:
     with pytest.raises(InvalidArgumentError, match="is not a folder"):
         repository.add_folder(tmp_path / "missing")
+
+
+class ExplodingBackend(RecordingBackend):
+    """Fails to load with an error no backend is supposed to raise."""
+
+    @classmethod
+    def load(cls, path: Path, options: BackendOptions) -> ExplodingBackend:
+        raise RuntimeError("the runtime fell over")
+
+
+def test_a_model_failing_with_any_error_is_unavailable_and_the_others_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(BACKENDS, "exploding", ExplodingBackend)
+    monkeypatch.setitem(BACKENDS, "recording", RecordingBackend)
+    for name, backend in (("bad", "exploding"), ("good", "recording")):
+        folder = tmp_path / "models" / name
+        (folder / "1").mkdir(parents=True)
+        (folder / "1" / "model.bin").write_bytes(b"weights")
+        (folder / "config.pbtxt").write_text(
+            f'backend: "{backend}"\ndefault_model_filename: "model.bin"\nmax_batch_size: 8\n'
+        )
+    repository = ModelRepository()
+    try:
+        repository.add_folder(tmp_path / "models")
+        rows = {r["name"]: r for r in repository.index()}
+        assert rows["good"]["state"] == "READY"
+        assert rows["bad"]["state"] == "UNAVAILABLE"
+        assert "the runtime fell over" in rows["bad"]["reason"]
+        with pytest.raises(UnavailableError, match="the runtime fell over"):
+            repository.get("bad")
+    finally:
+        repository.close()
