@@ -10,24 +10,25 @@ import pytest
 
 from luminary.store import BlobStore, Store
 from luminary.store._sql import SqlStore
+from luminary.testing.input_contract import BadInputContract
 from luminary.testing.store_contract import DatasetContract, RegistryContract, StoreContract
 from tests.integration.luminary_server import serve_in_thread
 
 
-class TestSqliteStore(StoreContract, RegistryContract, DatasetContract):
+class TestSqliteStore(StoreContract, RegistryContract, DatasetContract, BadInputContract):
     @pytest.fixture
     def store(self, sqlite_store: SqlStore) -> SqlStore:
         return sqlite_store
 
 
 @pytest.mark.postgres
-class TestPostgresStore(StoreContract, RegistryContract, DatasetContract):
+class TestPostgresStore(StoreContract, RegistryContract, DatasetContract, BadInputContract):
     @pytest.fixture
     def store(self, postgres_store: SqlStore) -> SqlStore:
         return postgres_store
 
 
-class TestRestStore(StoreContract, RegistryContract, DatasetContract):
+class TestRestStore(StoreContract, RegistryContract, DatasetContract, BadInputContract):
     """The REST client against a real server (uvicorn on a free port) over embedded SQLite."""
 
     @pytest.fixture
