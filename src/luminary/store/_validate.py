@@ -102,9 +102,6 @@ def check_artifacts(
     """
     sizes: dict[str, int] = {}
     for e in entries:
-        if not isinstance(e, ArtifactEntry):
-            msg = f"artifact entry {e!r} is not valid; give ArtifactEntry(path, digest, size)"
-            raise InvalidArgumentError(msg)
         check_relative_path(e.path)
         check_digest(e.digest)
         size = check_int(f"size of artifact {e.path!r}", e.size, low=0)
