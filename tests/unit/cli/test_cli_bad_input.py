@@ -56,12 +56,6 @@ def test_bad_input_is_one_line_with_the_limit_and_no_traceback(
     assert limit in errors[0] or "Usage:" in done.stderr
 
 
-def test_a_metric_tail_past_64_bits_is_refused_without_a_traceback(run_id: str) -> None:
-    done = _cli("runs", "metrics", run_id, "loss", "--tail", _BIG)
-    assert "Traceback" not in done.stderr + done.stdout
-    assert done.returncode == 0 or "error:" in done.stderr
-
-
 def test_an_unreadable_file_is_one_line(tmp_path: Path, run_id: str) -> None:
     folder = tmp_path / "model.onnx"
     folder.mkdir()
