@@ -88,8 +88,20 @@ class FilterSyntaxError(InvalidArgumentError):
         self.reason = reason
         self.text = text
         self.position = position
-        caret = " " * position + "^"
-        super().__init__(f"{reason} at position {position}:\n  {text}\n  {caret}")
+        shown, at = text, position
+        if len(text) > _FILTER_SHOWN:  # a window around the problem
+            start = max(0, min(position - _FILTER_SHOWN // 2, len(text) - _FILTER_SHOWN))
+            shown = text[start : start + _FILTER_SHOWN]
+            at = position - start
+            if start > 0:
+                shown, at = "..." + shown, at + 3
+            if start + _FILTER_SHOWN < len(text):
+                shown += "..."
+        caret = " " * at + "^"
+        super().__init__(f"{reason} at position {position}:\n  {shown}\n  {caret}")
+
+
+_FILTER_SHOWN = 100  # characters of a long filter shown around the problem
 
 
 class InvalidStateError(LuminaryError):

@@ -10,18 +10,19 @@ import pytest
 
 from luminary.store import BlobStore, Store
 from luminary.store._sql import SqlStore
+from luminary.testing.input_contract import BadInputContract
 from luminary.testing.store_contract import DatasetContract, RegistryContract, StoreContract
 from tests.integration.luminary_server import serve_in_thread
 
 
-class TestSqliteStore(StoreContract, RegistryContract, DatasetContract):
+class TestSqliteStore(StoreContract, RegistryContract, DatasetContract, BadInputContract):
     @pytest.fixture
     def store(self, sqlite_store: SqlStore) -> SqlStore:
         return sqlite_store
 
 
 @pytest.mark.postgres
-class TestPostgresStore(StoreContract, RegistryContract, DatasetContract):
+class TestPostgresStore(StoreContract, RegistryContract, DatasetContract, BadInputContract):
     @pytest.fixture
     def store(self, postgres_store: SqlStore) -> SqlStore:
         return postgres_store
@@ -41,7 +42,7 @@ def _blobs_of(backing: SqlStore) -> BlobStore:
     return backing.blobs
 
 
-class TestRestStore(StoreContract, RegistryContract, DatasetContract):
+class TestRestStore(StoreContract, RegistryContract, DatasetContract, BadInputContract):
     """The REST client against a real server (uvicorn on a free port) over embedded SQLite."""
 
     @pytest.fixture
@@ -54,7 +55,7 @@ class TestRestStore(StoreContract, RegistryContract, DatasetContract):
 
 
 @pytest.mark.postgres
-class TestRestOverPostgresStore(StoreContract, RegistryContract, DatasetContract):
+class TestRestOverPostgresStore(StoreContract, RegistryContract, DatasetContract, BadInputContract):
     """The REST client against a real server whose store is PostgreSQL: team mode."""
 
     @pytest.fixture

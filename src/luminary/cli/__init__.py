@@ -1,11 +1,14 @@
 """The ``luminary`` command: ``luminary <noun> <verb>``, one module per noun.
 
 Errors go to stderr with the fix, and the exit status is non-zero (1 for a Luminary error,
-2 for a usage error).
+2 for a usage error). Input never produces a traceback: a Luminary error or a file that cannot
+be read is one line; anything else is a bug, reported in one line that says how to see its
+traceback (``LUMINARY_DEBUG=1``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -89,4 +92,18 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except OSError as exc:  # a path given on the command line: missing, unreadable, a folder
+        where = f": {exc.filename}" if exc.filename else ""
+        reason = exc.strerror or str(exc)
+        err.print(Text.assemble(("error: ", "bold red"), f"{reason}{where}"), soft_wrap=True)
+        sys.exit(1)
+    except Exception as exc:
+        if os.environ.get("LUMINARY_DEBUG", "") not in ("", "0"):
+            raise
+        msg = (
+            f"internal error ({type(exc).__name__}: {exc}); this is a bug in Luminary. Run the "
+            "command again with LUMINARY_DEBUG=1 to see the traceback, and report it"
+        )
+        err.print(Text.assemble(("error: ", "bold red"), msg), soft_wrap=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -87,6 +87,9 @@ def _bad_path(path: str) -> bool:
         or "\x00" in path
         or "\t" in path
         or "\n" in path
+        or not path.isprintable()  # control characters (and a few others the full check allows)
+        or len(path) > 255  # a name may be too long for a file system: the full check decides
+        or (len(path) > 63 and not path.isascii())
     ):
         return True
     if path[0] == "." or "/." in path:  # a component starts with "."
@@ -98,7 +101,6 @@ def _bad_path(path: str) -> bool:
 def check_entry_path(path: str) -> str:
     """A manifest path: :func:`check_relative_path`, no tab or newline (the separators), and
     text that encodes as UTF-8 (a file name that is not UTF-8 arrives with surrogates)."""
-    check_relative_path(path)
     if "\t" in path or "\n" in path:
         msg = (
             f"file path {path!r} contains a tab or a newline, which a dataset manifest cannot "
@@ -110,7 +112,7 @@ def check_entry_path(path: str) -> str:
     except UnicodeEncodeError as exc:
         msg = f"file path {path!r} is not valid UTF-8 (an undecodable file name); rename the file"
         raise InvalidArgumentError(msg) from exc
-    return path
+    return check_relative_path(path)
 
 
 def check_entry(entry: FileEntry) -> FileEntry:

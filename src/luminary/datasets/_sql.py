@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from luminary._bounds import check_int
 from luminary._ids import new_id
 from luminary.datasets._base import DatasetStore
 from luminary.datasets.models import Dataset, DatasetVersion, Mode
@@ -59,6 +60,8 @@ class SqlDatasets(DatasetStore):
             msg = f"dataset mode {mode!r} is not valid; use 'copy' or 'reference'"
             raise InvalidArgumentError(msg)
         check_digest(manifest_digest)
+        check_int("file_count", file_count, low=0)
+        check_int("total_bytes", total_bytes, low=0)
         if schema_digest is not None:
             check_digest(schema_digest)
         proj = self.ensure_project(project)

@@ -24,6 +24,9 @@ How each format is recognised:
 ``pickle``                a raw pickle (``0x80`` protocol marker or a statically valid opcode
                           stream), a zip with ``data.pkl`` but no ``code/`` (``torch.save``), or
                           a ``.pkl``/``.pickle``/``.joblib``/``.dill`` file whatever its bytes.
+``pickle`` (inside)        a pickle in another container (:mod:`luminary.registry._sniff`):
+                          compressed (gzip, zlib, bz2, xz, zstd, lz4), in a zip, ``.npz`` or
+                          tar member, or a NumPy array of Python objects.
 ``opaque``                anything else: accepted, no signature.
 ========================  =======================================================================
 """
@@ -47,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from luminary.errors import InvalidArgumentError, MissingDependencyError
+from luminary.registry._sniff import find_code
 
 if TYPE_CHECKING:
     from onnx import ModelProto, TypeProto
@@ -208,6 +212,10 @@ def _detect(p: Path, size: int, head: bytes, forced: str | None) -> ModelInfo:
         pickle_info = _sniff_pickle(p, size, head, suffixes)
         if pickle_info is not None:
             return pickle_info
+    if zip_info is None or zip_info.format == "opaque":
+        inside = find_code(p)
+        if inside is not None:
+            return _pickle_info(inside, size)
     if forced == "pickle":
         return _pickle_info("declared a pickle by the caller (format='pickle')", size)
 

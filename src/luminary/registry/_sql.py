@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from luminary._bounds import INT32_MAX, check_int
 from luminary._ids import new_id
 from luminary.errors import AlreadyExistsError, InvalidStateError, NotFoundError, nearest
 from luminary.registry._base import RegistryStore
@@ -121,6 +122,7 @@ class SqlRegistry(RegistryStore):
         actor: str,
     ) -> ModelVersion:
         check_name("model", name)
+        check_int("size", size, low=0)
         proj = self.ensure_project(project)
         for attempt in range(_RETRIES):
             try:
@@ -214,6 +216,7 @@ class SqlRegistry(RegistryStore):
     # -- aliases ---------------------------------------------------------------------------
     def set_alias(self, name: str, alias: str, version: int, actor: str) -> AliasMove:
         check_alias(alias)
+        check_int("version", version, low=1, high=INT32_MAX)
         with write_tx(self.engine) as conn:
             model = self._model_row(conn, name, lock=True)
             target = self._version_row(conn, ModelRef(name, version=version))
@@ -299,6 +302,8 @@ class SqlRegistry(RegistryStore):
     def list_events(
         self, after: int = 0, limit: int = 100, kinds: Sequence[str] | None = None
     ) -> list[Event]:
+        check_int("after", after)
+        check_int("limit", limit, low=0)
         e = t.events.c
         stmt = sa.select(t.events).where(e.seq > after).order_by(e.seq).limit(limit)
         if kinds:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from luminary._bounds import INT32_MAX
 from luminary.errors import InvalidArgumentError
 
 __all__ = [
@@ -79,12 +80,14 @@ def parse_ref(text: object, kind: str = "model") -> ModelRef:
     check_name(kind, name)
     if not sep or tail == "latest":
         return ModelRef(name)
-    if tail.isdigit():
-        version = int(tail)
-        if version < 1:
-            msg = f"{kind} reference {text!r}: versions start at 1"
+    if tail.isascii() and tail.isdigit():
+        if len(tail) > 10 or not 1 <= int(tail) <= INT32_MAX:
+            msg = (
+                f"{kind} reference {text[:60]!r}: a version number is an integer from 1 to "
+                f"{INT32_MAX}"
+            )
             raise InvalidArgumentError(msg)
-        return ModelRef(name, version=version)
+        return ModelRef(name, version=int(tail))
     try:
         return ModelRef(name, alias=check_alias(tail))
     except InvalidArgumentError:

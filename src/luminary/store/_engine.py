@@ -131,11 +131,17 @@ def _translate_errors(engine: sa.Engine) -> Iterator[None]:
     half-written stays."""
     try:
         yield
+    except sa.exc.IntegrityError:
+        raise  # a constraint the caller maps (already exists, conflict), not the database
     except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DatabaseError) as exc:
         translated = _translated(engine, exc.orig, invalidated=exc.connection_invalidated)
         if translated is not None:
             raise translated from exc
+        if _over_limit(exc.orig):
+            raise _refused(exc.orig) from exc
         raise
+    except OverflowError as exc:  # sqlite3: "Python int too large to convert to SQLite INTEGER"
+        raise _refused(exc) from exc
     except Exception as exc:
         # A driver error SQLAlchemy did not wrap: PostgreSQL's COPY runs on the raw connection.
         dbapi = engine.dialect.loaded_dbapi
@@ -143,7 +149,42 @@ def _translate_errors(engine: sa.Engine) -> Iterator[None]:
             translated = _translated(engine, exc, invalidated=False)
             if translated is not None:
                 raise translated from exc
+        if isinstance(exc, dbapi.Error) and _over_limit(exc):
+            raise _refused(exc) from exc
         raise
+
+
+#: What a database says when a statement's numbers or size are past its limits: SQLite's
+#: texts, and PostgreSQL's SQLSTATE classes 22003 (numeric value out of range) and 54
+#: (program limit exceeded: expression depth, too many joins or parameters).
+_LIMIT_TEXTS = (
+    "expression tree is too large",
+    "tables in a join",
+    "too many sql variables",
+    "parser stack overflow",
+    "too many terms",
+    "string or blob too big",
+    "out of range",
+    "too large to convert",
+)
+
+
+def _over_limit(exc: BaseException | None) -> bool:
+    state = str(getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None) or "")
+    if state == "22003" or state.startswith("54"):
+        return True
+    text = str(exc).lower()
+    return any(words in text for words in _LIMIT_TEXTS)
+
+
+def _refused(cause: BaseException | None) -> InvalidArgumentError:
+    """A request past the database's limits is bad input (400), not a server fault."""
+    reason = str(cause).splitlines()[0] if cause is not None else "unknown"
+    return InvalidArgumentError(
+        f"the database refused the request as past its limits ({reason}); integers must fit "
+        "64 bits (-9223372036854775808 to 9223372036854775807) and searches must stay within "
+        "the documented filter limits; use smaller values or split the request"
+    )
 
 
 #: What a driver says when the database went away (restarting, shut down, unreachable).

@@ -24,6 +24,13 @@ numbers and booleans (1/0) and ``value_text`` against strings, so ``params.lr = 
 style) and ``params.lr = 0.01`` both work. Tags and text attributes compare numbers as their text.
 Status literals are case-insensitive (``'FINISHED'`` works). Beware: ``like`` is case-insensitive
 for ASCII on SQLite and case-sensitive on PostgreSQL; use ``ilike`` to be portable.
+
+Limits, so that every database runs what parses (SQLite joins at most 64 tables and nests
+expressions at most 1000 deep): a filter has at most :data:`MAX_FILTER_CHARS` characters,
+:data:`MAX_TERMS` comparisons, :data:`MAX_IN_VALUES` values in one ``in`` list and
+:data:`MAX_DEPTH` levels of ``not``/parentheses; a filter and its order-by together name at most
+:data:`MAX_KEYS` distinct params, metrics and tags, and an order-by has at most
+:data:`MAX_ORDER_TERMS` terms. Beyond a limit the error names it; split such a search in two.
 """
 
 from __future__ import annotations
@@ -39,12 +46,14 @@ from typing import Any, Literal, NoReturn, TypeAlias
 import sqlalchemy as sa
 from sqlalchemy.sql.selectable import NamedFromClause
 
+from luminary._bounds import check_int
 from luminary.errors import FilterSyntaxError, InvalidArgumentError
 from luminary.store._schema import metric_series, params, runs, tags
 from luminary.store.models import RunStatus, to_ms
 
 __all__ = [
     "And", "Compare", "Expr", "Field", "InList", "IsNull", "Like", "MatchAll", "Not", "Or",
+    "MAX_DEPTH", "MAX_FILTER_CHARS", "MAX_IN_VALUES", "MAX_KEYS", "MAX_ORDER_TERMS", "MAX_TERMS",
     "OrderTerm", "compile_search", "parse_filter", "parse_order_by", "referenced_fields",
 ]  # fmt: skip
 
@@ -138,7 +147,12 @@ _OPS: dict[str, CompareOp] = {
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-./:]*")
 _NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _OPCHARS = re.compile(r"[=!<>]+")
-_MAX_DEPTH = 64
+MAX_DEPTH = 24
+MAX_FILTER_CHARS = 20_000
+MAX_TERMS = 200
+MAX_IN_VALUES = 1_000
+MAX_KEYS = 32
+MAX_ORDER_TERMS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +240,16 @@ def _tokens(text: str) -> Iterator[_Tok]:
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
+        if len(text) > MAX_FILTER_CHARS:
+            msg = (
+                f"the filter or order-by {text[:40]!r}... is {len(text)} characters long, over "
+                f"the limit of {MAX_FILTER_CHARS}; split the search in two"
+            )
+            raise InvalidArgumentError(msg)
         self.toks = list(_tokens(text))
         self.i = 0
         self.depth = 0
+        self.terms = 0
 
     def fail(self, reason: str, pos: int) -> NoReturn:
         raise FilterSyntaxError(reason, self.text, pos)
@@ -258,6 +279,7 @@ class _Parser:
             self.fail("unbalanced parenthesis: ')' has no matching '('", tok.pos)
         if tok.kind != "end":
             self.fail("expected 'and', 'or' or the end of the filter", tok.pos)
+        _check_keys({(f.kind, f.key) for f in _walk(expr)})
         return expr
 
     def or_expr(self) -> Expr:
@@ -276,8 +298,8 @@ class _Parser:
 
     def unary(self) -> Expr:
         tok = self.peek()
-        if self.depth >= _MAX_DEPTH:
-            self.fail(f"filter nested more than {_MAX_DEPTH} levels deep", tok.pos)
+        if self.depth >= MAX_DEPTH:
+            self.fail(f"filter nested more than {MAX_DEPTH} levels deep", tok.pos)
         if self.kw(tok, "not") or tok.kind == "(":
             self.next()
             self.depth += 1
@@ -326,6 +348,10 @@ class _Parser:
         self.fail(reason + hint, tok.pos)
 
     def comparison(self) -> Expr:
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            reason = f"more than {MAX_TERMS} comparisons; split the search in two or use 'in'"
+            self.fail(reason, self.peek().pos)
         field = self.field("a comparison")
         op = self.next()
         if op.kind == "op":
@@ -346,6 +372,8 @@ class _Parser:
                 self.fail("expected '(' after 'in'", paren.pos)
             values = [self.value()]
             while (sep := self.next()).kind == ",":
+                if len(values) >= MAX_IN_VALUES:
+                    self.fail(f"an 'in' list holds at most {MAX_IN_VALUES} values", sep.pos)
                 values.append(self.value())
             if sep.kind != ")":
                 self.fail("expected ',' or ')' in the 'in' list", sep.pos)
@@ -375,6 +403,8 @@ class _Parser:
             if self.kw(self.peek(), "asc", "desc"):
                 descending = self.next().text.lower() == "desc"
             terms.append(OrderTerm(field, descending))
+            if len(terms) > MAX_ORDER_TERMS:
+                self.fail(f"an order-by has at most {MAX_ORDER_TERMS} terms", self.peek().pos)
             tok = self.next()
             if tok.kind == "end":
                 return tuple(terms)
@@ -400,6 +430,17 @@ def parse_order_by(spec: str | Sequence[str] | None) -> tuple[OrderTerm, ...]:
     if isinstance(spec, str):
         return _parse_order_text(spec)
     return tuple(term for part in spec for term in _parse_order_text(part))
+
+
+def _check_keys(fields: set[tuple[str, str]]) -> None:
+    keys = sorted(f"{kind}.{key}" for kind, key in fields if kind != "attr")
+    if len(keys) > MAX_KEYS:
+        shown = ", ".join(keys[:5])
+        msg = (
+            f"the search names {len(keys)} distinct params, metrics and tags ({shown}, ...); "
+            f"a filter and its order-by may name at most {MAX_KEYS}; split the search in two"
+        )
+        raise InvalidArgumentError(msg)
 
 
 def _walk(expr: Expr) -> Iterator[Field]:
@@ -593,13 +634,17 @@ def compile_search(
     Default order: newest first (``start_time desc``); the run id (descending) always breaks ties.
     NULLs (missing or NaN values) sort last in either direction.
     """
-    if (limit is not None and limit < 0) or offset < 0:
-        msg = f"limit={limit}, offset={offset} are not valid; give 0 or more (limit may be None)"
-        raise InvalidArgumentError(msg)
+    if limit is not None:
+        check_int("limit", limit, low=0)
+    check_int("offset", offset, low=0)
     compiler = _Compiler()
     expr = parse_filter(filter or "")
+    terms = parse_order_by(order_by)
+    _check_keys(
+        {(f.kind, f.key) for f in _walk(expr)} | {(t.field.kind, t.field.key) for t in terms}
+    )
     where = compiler.condition(expr) if expr else None
-    order = [col for term in parse_order_by(order_by) for col in compiler.order(term)]
+    order = [col for term in terms for col in compiler.order(term)]
     order = order or [runs.c.start_ms.desc()]
     stmt = sa.select(runs.c.id).select_from(compiler.from_clause())
     if isinstance(project_id, str):

@@ -173,7 +173,7 @@ class RestStore(Store):
             path,
             idempotent=idempotent,
             params=clean,
-            content=None if body is None else w.dumps(body),
+            content=None if body is None else w.dumps_request(body),
             headers={"content-type": "application/json"},
         )
         return w.loads(resp.content) if resp.content else None

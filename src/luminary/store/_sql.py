@@ -26,14 +26,16 @@ from luminary.store._base import MetricPoint, Store
 from luminary.store._engine import create_engine, migrate, read_tx, write_tx
 from luminary.store._filter import compile_search
 from luminary.store._validate import (
+    check_artifacts,
+    check_int,
     check_key,
+    check_points,
     check_project_name,
-    check_relative_path,
     check_tags,
     decode_param,
     encode_param,
 )
-from luminary.store.blobs import BlobStore, check_digest
+from luminary.store.blobs import BlobStore
 from luminary.store.models import (
     ArtifactEntry,
     MetricHistory,
@@ -134,7 +136,7 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
         start_ms: int | None = None,
     ) -> Run:
         proj = self.ensure_project(project)
-        start = _now_ms() if start_ms is None else start_ms
+        start = _now_ms() if start_ms is None else check_int("start_ms", start_ms, low=0)
         run_id = new_id(start)
         run_name = name if name is not None else _default_name(run_id)
         if not isinstance(run_name, str) or not 0 < len(run_name) <= 256:
@@ -194,12 +196,6 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
         *,
         within: Sequence[str] | None = None,
     ) -> list[Run]:
-        if limit is not None and limit < 0:
-            msg = f"limit={limit} is not valid; give 0 or more"
-            raise InvalidArgumentError(msg)
-        if offset < 0:
-            msg = f"offset={offset} is not valid; give 0 or more"
-            raise InvalidArgumentError(msg)
         stmt = compile_search(self._scope(project, within), filter, order_by, limit, offset)
         self._maybe_reap()
         with read_tx(self.engine) as conn:
@@ -218,7 +214,7 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
         status = RunStatus(status)
         values: dict[str, Any] = {"status": status.value}
         if status.is_terminal:
-            values["end_ms"] = _now_ms() if end_ms is None else end_ms
+            values["end_ms"] = _now_ms() if end_ms is None else check_int("end_ms", end_ms, low=0)
         else:
             values["end_ms"] = None
             values["heartbeat_ms"] = _now_ms()
@@ -229,6 +225,7 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
                 conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
 
     def heartbeat(self, run_id: str, now_ms: int) -> None:
+        check_int("now_ms", now_ms, low=0)
         with write_tx(self.engine) as conn:
             conn.execute(
                 t.runs.update()
@@ -239,7 +236,9 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
             )
 
     def reap_stale_runs(self, now_ms: int | None = None) -> int:
-        cutoff = (_now_ms() if now_ms is None else now_ms) - self.stale_after_ms
+        cutoff = (
+            _now_ms() if now_ms is None else check_int("now_ms", now_ms)
+        ) - self.stale_after_ms
         stale = (t.runs.c.status == RunStatus.RUNNING.value) & (t.runs.c.heartbeat_ms < cutoff)
         with read_tx(self.engine) as conn:
             if conn.execute(sa.select(t.runs.c.id).where(stale).limit(1)).first() is None:
@@ -327,6 +326,7 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
         points: Sequence[MetricPoint],
         batch_id: str | None = None,
     ) -> dict[str, int]:
+        check_points(points)
         if batch_id is None:
             with write_tx(self.engine) as conn:
                 return self._write_metrics(conn, run_id, new_series, points)
@@ -556,11 +556,10 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
 
     # -- artifacts and environment ---------------------------------------------------------
     def add_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None:
-        rows = []
-        for e in entries:
-            check_relative_path(e.path)
-            check_digest(e.digest)
-            rows.append({"run_id": run_id, "path": e.path, "digest": e.digest, "size": e.size})
+        rows = [
+            {"run_id": run_id, "path": e.path, "digest": e.digest, "size": e.size}
+            for e in check_artifacts(entries, self.blobs.size)
+        ]
         if not rows:
             return
         with write_tx(self.engine) as conn:

@@ -5,15 +5,23 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from luminary.errors import InvalidArgumentError
+from luminary._bounds import INT64_MAX, INT64_MIN, check_int, show_number
+from luminary.errors import InvalidArgumentError, NotFoundError
 from luminary.registry.models import check_name
-from luminary.store.models import ParamValue
+from luminary.store.blobs import check_digest
+from luminary.store.models import ArtifactEntry, ParamValue
+
+if TYPE_CHECKING:
+    from luminary.store._base import MetricPoint
 
 __all__ = [
+    "check_artifacts",
+    "check_int",
     "check_key",
+    "check_points",
     "check_project_name",
     "check_relative_path",
     "decode_param",
@@ -39,23 +47,88 @@ def check_project_name(name: object) -> str:
     return check_name("project", name)
 
 
-def check_relative_path(path: str) -> str:
-    """An artifact name: relative, '/'-separated, no '..', no empty or hidden traversal."""
+#: Longest artifact or dataset path, in UTF-8 bytes (PATH_MAX is 4096 on Linux).
+MAX_PATH_BYTES = 1024
+#: Longest path component, in UTF-8 bytes (NAME_MAX on Linux, macOS and Windows).
+MAX_NAME_BYTES = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_PATH_RULE = (
+    "use a relative path of '/'-separated names without '.', '..', empty parts, backslashes or "
+    f"control characters, each name at most {MAX_NAME_BYTES} bytes and the whole at most "
+    f"{MAX_PATH_BYTES} bytes in UTF-8 (e.g. 'model/weights.npz')"
+)
+
+
+def check_relative_path(path: object) -> str:
+    """An artifact name: relative, '/'-separated, no '..', no empty or hidden traversal, no
+    control characters, and names that every file system can hold."""
+    if not isinstance(path, str):
+        msg = f"artifact path {path!r} of type {type(path).__name__} is not valid; {_PATH_RULE}"
+        raise InvalidArgumentError(msg)
     parts = path.split("/")
-    if (
-        not path
-        or len(path) > 1024
-        or path.startswith("/")
-        or "\\" in path
-        or "\x00" in path
-        or any(p in ("", ".", "..") for p in parts)
-    ):
-        msg = (
-            f"artifact path {path!r} is not valid; use a relative path of '/'-separated names "
-            "without '.', '..', empty parts or backslashes (e.g. 'model/weights.npz')"
-        )
+    problem = None
+    if not path or path.startswith("/") or "\\" in path:
+        problem = "it is empty, absolute or holds a backslash"
+    elif any(p in ("", ".", "..") for p in parts):
+        problem = "it has an empty, '.' or '..' part"
+    elif (bad := _CONTROL.search(path)) is not None:
+        problem = f"it holds the control character {bad.group()!r}"
+    else:
+        try:
+            encoded = [p.encode("utf-8") for p in parts]
+        except UnicodeEncodeError:
+            problem = "it is not valid Unicode (a file name that is not UTF-8?)"
+        else:
+            long = next((p for p in encoded if len(p) > MAX_NAME_BYTES), None)
+            if long is not None:
+                problem = f"a name in it is {len(long)} bytes long"
+            elif len(path.encode("utf-8")) > MAX_PATH_BYTES:
+                problem = f"it is {len(path.encode('utf-8'))} bytes long"
+    if problem is not None:
+        shown = repr(path) if len(path) <= 120 else repr(path[:100]) + "..."
+        msg = f"artifact path {shown} is not valid: {problem}; {_PATH_RULE}"
         raise InvalidArgumentError(msg)
     return path
+
+
+def check_artifacts(
+    entries: Sequence[ArtifactEntry], blob_size: Callable[[str], int]
+) -> list[ArtifactEntry]:
+    """Checks an artifact manifest before it is written: each path (:func:`check_relative_path`),
+    each digest well formed and present in the blob store, and each size the blob's size.
+
+    ``blob_size`` answers a blob's size or raises :class:`~luminary.errors.NotFoundError`; it is
+    called once per distinct digest.
+    """
+    sizes: dict[str, int] = {}
+    for e in entries:
+        check_relative_path(e.path)
+        check_digest(e.digest)
+        size = check_int(f"size of artifact {e.path!r}", e.size, low=0)
+        if e.digest not in sizes:
+            try:
+                sizes[e.digest] = blob_size(e.digest)
+            except NotFoundError:
+                msg = (
+                    f"artifact {e.path!r} names blob {e.digest}, which is not in the blob store; "
+                    "upload the file first (log_artifact does both)"
+                )
+                raise InvalidArgumentError(msg) from None
+        if sizes[e.digest] != size:
+            msg = (
+                f"artifact {e.path!r} says it is {size} bytes, but blob {e.digest} holds "
+                f"{sizes[e.digest]}; give the blob's size"
+            )
+            raise InvalidArgumentError(msg)
+    return list(entries)
+
+
+def check_points(points: Sequence[MetricPoint]) -> None:
+    """Metric steps and timestamps fit the database's 64-bit integers."""
+    for p in points:
+        if not (INT64_MIN <= p[1] <= INT64_MAX and INT64_MIN <= p[2] <= INT64_MAX):
+            check_int("metric step", p[1])
+            check_int("metric timestamp (ms)", p[2])
 
 
 def metric_value(key: str, value: object) -> float:
@@ -86,6 +159,12 @@ def encode_param(key: str, value: ParamValue | Any) -> tuple[str, str, float | N
     if isinstance(value, bool):
         return "bool", "true" if value else "false", float(value)
     if isinstance(value, int):
+        if value.bit_length() > 1000:  # beyond a float, and soon beyond str()
+            msg = (
+                f"param {key!r} got {show_number(value)}, an integer too large to store; a "
+                "param integer has at most 1000 bits (store a larger number as a string)"
+            )
+            raise InvalidArgumentError(msg)
         return "int", str(value), float(value)
     if isinstance(value, float):
         return "float", repr(value), None if math.isnan(value) else value

@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from luminary._bounds import INT64_MAX, INT64_MIN
 from luminary.datasets.models import Dataset, DatasetVersion
 from luminary.errors import InvalidArgumentError
 from luminary.registry.models import AliasMove, Event, Model, ModelVersion
@@ -50,6 +51,18 @@ except ImportError:  # pragma: no cover - orjson is optional
 
     def loads(data: bytes | str) -> Any:
         return json.loads(data)
+
+
+def dumps_request(obj: Any) -> bytes:
+    """:func:`dumps` for a request the client sends: what JSON cannot carry is bad input."""
+    try:
+        return dumps(obj)
+    except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
+        msg = (
+            f"the request cannot be sent as JSON ({exc}); integers must be from {INT64_MIN} to "
+            f"{INT64_MAX} and text must be valid Unicode"
+        )
+        raise InvalidArgumentError(msg) from None
 
 
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from luminary._bounds import INT64_MAX, INT64_MIN, check_int
 from luminary.datasets.models import DatasetVersion
 from luminary.errors import InvalidArgumentError, InvalidStateError, LuminaryError
 from luminary.store import ArtifactEntry, MetricPoint, ParamValue, Run, RunStatus, Store
@@ -125,9 +126,9 @@ class ActiveRun:
         if self._ended:
             msg = f"run {self.id} has ended; start a new run to log more"
             raise InvalidStateError(msg)
-        if step is not None and type(step) is not int:
+        if step is not None and (type(step) is not int or not _STEP_MIN <= step < _STEP_MAX):
             step = _check_step(step)
-        ts = _time_ns() // 1_000_000 if timestamp_ms is None else int(timestamp_ms)
+        ts = _time_ns() // 1_000_000 if timestamp_ms is None else _check_ms(timestamp_ms)
         series = self._series
         next_step = self._next_step
         points = []  # checked in full before any is buffered: a bad value rejects the whole call
@@ -366,8 +367,19 @@ class ActiveRun:
             self.end(RunStatus.FAILED)
 
 
+# A step is checked when logged (a bad one in the buffer would fail a later flush instead);
+# the highest is one less than the database's, so that the next default step still fits.
+_STEP_MIN, _STEP_MAX = INT64_MIN, INT64_MAX
+
+
 def _check_step(step: object) -> int:
     if isinstance(step, bool) or not hasattr(step, "__index__"):
         msg = f"step {step!r} is not valid; a step is an integer (e.g. the epoch or batch number)"
         raise InvalidArgumentError(msg)
-    return int(step.__index__())  # type: ignore[attr-defined,unused-ignore]
+    return check_int("step", step, low=_STEP_MIN, high=_STEP_MAX - 1)
+
+
+def _check_ms(timestamp_ms: object) -> int:
+    if isinstance(timestamp_ms, float) and timestamp_ms.is_integer():
+        timestamp_ms = int(timestamp_ms)
+    return check_int("timestamp_ms", timestamp_ms, low=0)

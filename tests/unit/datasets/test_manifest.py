@@ -127,6 +127,10 @@ def test_writer_rejects_duplicates_and_disorder() -> None:
         (FileEntry("ok", 1, "ABC"), "64 lower-case hex"),
         (FileEntry("ok", 1, "AB" * 32), "64 lower-case hex"),
         (FileEntry("bad\udcff", 1, D(1)), "UTF-8"),
+        (E("esc\x1b[2Jape"), "control character"),
+        (E("bell\x07"), "control character"),
+        (E("d/" + "x" * 256), "256 bytes long"),
+        (E("é" * 130), "260 bytes long"),
     ],
 )
 def test_writer_validates_entries(entry: FileEntry, match: str) -> None:

@@ -235,8 +235,8 @@ def test_referenced_fields() -> None:
         ("params.x is 1", 12, "expected 'null' after 'is'"),
         ("and = 1", 0, "expected a comparison"),
         ("params.x = 1 and 'a'", 17, "expected a comparison"),
-        ("(" * 100 + "params.x = 1" + ")" * 100, 64, "nested more than 64"),
-        ("not " * 100 + "params.x = 1", 256, "nested more than 64"),
+        ("(" * 100 + "params.x = 1" + ")" * 100, 24, "nested more than 24"),
+        ("not " * 100 + "params.x = 1", 96, "nested more than 24"),
     ],
 )
 def test_syntax_errors_have_positions(text: str, position: int, reason: str) -> None:
@@ -556,9 +556,9 @@ def test_limit_offset(engine: sa.Engine) -> None:
     assert search(engine, limit=None, offset=3) == ["r1"]
     assert search(engine, limit=0) == []
     assert search(engine, "params.lr is not null", "metrics.val_auc desc", 2, 1) == ["r1", "r4"]
-    with pytest.raises(InvalidArgumentError, match="0 or more"):
+    with pytest.raises(InvalidArgumentError, match="out of range"):
         compile_search(None, None, None, -1)
-    with pytest.raises(InvalidArgumentError, match="0 or more"):
+    with pytest.raises(InvalidArgumentError, match="out of range"):
         compile_search(None, None, None, None, offset=-1)
 
 
