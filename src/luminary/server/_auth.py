@@ -10,7 +10,9 @@ Rules (team mode, ``create_app(..., auth=True)``):
 - Reads need ``reader`` in the object's project, writes (logging, registering, deleting, alias
   moves) need ``writer``. Alias moves are ``writer`` rather than ``admin``: promoting a model
   is the team's everyday deployment step (often from CI with a writer token) and every move is
-  recorded with its actor in the alias history and the event log.
+  recorded with its actor in the alias history and the event log. The actor is always the
+  authenticated principal (the token's user; with access control off, the server's own user),
+  never a value the request carries.
 - Someone with no role in the project gets ``404`` with the same message as for an object that
   does not exist (``no run 'X', or you have no role in its project``), so names do not leak; a
   role too low for the action gets ``403``. Server admins may do everything and get the store's
@@ -42,6 +44,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Request
 
+from luminary._actor import current_actor
 from luminary.auth._base import AuthStore
 from luminary.auth.models import Principal, Role
 from luminary.errors import (
@@ -61,7 +64,6 @@ CACHE_S = 5.0
 Kind = Literal["project", "run", "model", "dataset"]
 T = TypeVar("T")
 
-_LOCAL = Principal("local", is_admin=True)  # everyone, when access control is off
 _MAX_CACHED = 10_000
 _WRITE_HINT = (
     "; a server admin creates projects and grants roles: "
@@ -76,6 +78,9 @@ class Guard:
         self.store = store
         self.enabled = enabled
         self.cache_s = cache_s
+        # everyone, when access control is off: the server's own user (``LUMINARY_USER`` or
+        # user@host), recorded as the actor of what they do
+        self.local = Principal(current_actor(), is_admin=True)
         self._auth: AuthStore | None = store if isinstance(store, AuthStore) else None
         if enabled and self._auth is None:
             msg = (
@@ -91,7 +96,7 @@ class Guard:
     # -- who is asking ---------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Principal:
         if not self.enabled:
-            return _LOCAL
+            return self.local
         assert self._auth is not None
         if not authorization:
             msg = (

@@ -9,7 +9,9 @@ error bodies ``{code, message, details}`` become the same
 :class:`~luminary.errors.LuminaryError` subclass the server raised. A server that cannot be
 reached after the retries raises :class:`~luminary.errors.BackendUnavailableError`.
 
-``LUMINARY_TOKEN``, if set, is sent as ``Authorization: Bearer …``.
+``LUMINARY_TOKEN``, if set, is sent as ``Authorization: Bearer …``. The ``actor`` arguments of
+the Store interface are not sent: the server records the authenticated principal (the token's
+user) as the actor of every registration, alias move and deletion.
 """
 
 from __future__ import annotations
@@ -321,7 +323,7 @@ class RestStore(Store):
         return [w.dec_model(m) for m in self._get("/models", project=project)]
 
     def delete_model(self, name: str, actor: str) -> None:
-        self._send("DELETE", f"/models/{_seg(name)}", actor=actor)
+        self._send("DELETE", f"/models/{_seg(name)}")
 
     def create_model_version(
         self,
@@ -350,7 +352,6 @@ class RestStore(Store):
             "source_run_id": source_run_id,
             "parent": None if parent is None else str(parent),
             "description": description,
-            "actor": actor,
         }
         return w.dec_version(self._send("POST", f"/models/{_seg(name)}/versions", body))
 
@@ -361,16 +362,16 @@ class RestStore(Store):
         return [w.dec_version(v) for v in self._get(f"/models/{_seg(name)}/versions")]
 
     def delete_model_version(self, ref: str | ModelRef, actor: str) -> None:
-        self._send("DELETE", f"/model-versions/{_ref(ref, 'model')}", actor=actor)
+        self._send("DELETE", f"/model-versions/{_ref(ref, 'model')}")
 
     def set_alias(self, name: str, alias: str, version: int, actor: str) -> AliasMove:
-        body = {"version": version, "actor": actor}
+        body = {"version": version}
         path = f"/models/{_seg(name)}/aliases/{_seg(alias)}"
         return w.dec_move(self._send("PUT", path, body))
 
     def unset_alias(self, name: str, alias: str, actor: str) -> AliasMove:
         path = f"/models/{_seg(name)}/aliases/{_seg(alias)}"
-        return w.dec_move(self._send("DELETE", path, actor=actor))
+        return w.dec_move(self._send("DELETE", path))
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
         found = self._get(f"/models/{_seg(name)}/alias-history", alias=alias)
@@ -413,7 +414,6 @@ class RestStore(Store):
             "file_count": file_count,
             "total_bytes": total_bytes,
             "message": message,
-            "actor": actor,
         }
         found = self._send("POST", f"/datasets/{_seg(name)}/versions", body)
         return w.dec_dataset_version(found)

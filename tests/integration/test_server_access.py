@@ -1,0 +1,94 @@
+"""Access control against a real team-mode server, as an attacker would try it: links to
+objects of another project, blobs read by digest, a forged actor, id prefixes that would tell
+a non-member that a run exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from luminary.store._sql import SqlStore
+from tests.integration.luminary_server import serve_in_thread
+from tests.integration.test_server_auth import Team, _error, team  # noqa: F401 - the fixture
+
+httpx = pytest.importorskip("httpx", reason="the remote extra (luminary[remote]) is not installed")
+
+
+# -- the actor is the authenticated principal ----------------------------------------------
+def test_a_forged_actor_in_the_request_is_never_recorded(team: Team) -> None:  # noqa: F811
+    blob = team.store.blobs.put_bytes(b"wanda's weights")
+    version = {
+        "project": "alpha",
+        "digest": blob.digest,
+        "size": blob.size,
+        "format": "onnx",
+        "filename": "m.onnx",
+        "actor": "mallory",
+    }
+    resp = team.send("POST", "/models/alpha-model/versions", "wanda", json=version)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["created_by"] == "wanda"
+    moved = team.send(
+        "PUT",
+        "/models/alpha-model/aliases/staging",
+        "wanda",
+        json={"version": 2, "actor": "mallory"},
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["actor"] == "wanda"
+    unset = team.send(
+        "DELETE", "/models/alpha-model/aliases/staging", "wanda", params={"actor": "mallory"}
+    )
+    assert unset.json()["actor"] == "wanda"
+    data = {
+        "project": "alpha",
+        "mode": "reference",
+        "root": "/data",
+        "manifest_digest": blob.digest,
+        "file_count": 0,
+        "total_bytes": 0,
+        "actor": "mallory",
+    }
+    added = team.send("POST", "/datasets/alpha-data/versions", "wanda", json=data)
+    assert added.status_code == 201, added.text
+    assert added.json()["created_by"] == "wanda"
+    gone = team.send("DELETE", "/model-versions/alpha-model@2", "wanda", params={"actor": "m"})
+    assert gone.status_code == 204, gone.text
+    history = team.store.alias_history("alpha-model", "staging")
+    assert [m.actor for m in history] == ["wanda", "wanda"]
+    events = team.store.list_events(0, 1000)
+    assert all(e.actor != "mallory" and e.actor != "m" for e in events)
+    assert {e.actor for e in events if e.subject.startswith("alpha-")} >= {"wanda"}
+
+
+def test_without_access_control_the_actor_is_the_servers_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LUMINARY_USER", "lab-operator")
+    store = SqlStore(f"sqlite:///{tmp_path / 'luminary.db'}", str(tmp_path / "blobs"))
+    blob = store.blobs.put_bytes(b"w")
+    store.create_model_version(
+        "m",
+        project=store.create_project("p").name,
+        digest=blob.digest,
+        size=blob.size,
+        format="onnx",
+        filename="m.onnx",
+        signature={},
+        metadata={},
+        source_run_id=None,
+        parent=None,
+        description="",
+        actor="lab-operator",
+    )
+    try:
+        with serve_in_thread(store, tmp_path / "spool", auth=False) as url:
+            resp = httpx.put(
+                f"{url}/api/v1/models/m/aliases/production",
+                json={"version": 1, "actor": "mallory"},
+            )
+            assert resp.status_code == 200, resp.text
+        assert [m.actor for m in store.alias_history("m")] == ["lab-operator"]
+    finally:
+        store.close()
