@@ -4,10 +4,12 @@ a non-member that a run exists."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from luminary.auth import Role
 from luminary.store._sql import SqlStore
 from tests.integration.luminary_server import serve_in_thread
 from tests.integration.test_server_auth import Team, _error, team  # noqa: F401 - the fixture
@@ -92,3 +94,41 @@ def test_without_access_control_the_actor_is_the_servers_user(
         assert [m.actor for m in store.alias_history("m")] == ["lab-operator"]
     finally:
         store.close()
+
+
+# -- ambiguous id prefixes -----------------------------------------------------------------
+def _shared_prefix(team: Team) -> str:
+    """A prefix (6+ characters) that the alpha run and two beta runs share."""
+    for _ in range(3):  # ids start with the creation time: a prefix is shared unless a
+        # 17-minute boundary falls between the runs, which a retry moves past
+        ids = [team.runs["alpha"], team.runs["beta"], team.store.create_run("beta").id]
+        prefix = os.path.commonprefix(ids)
+        if len(prefix) >= 6:
+            return prefix
+        team.runs["alpha"] = team.store.create_run("alpha").id
+        team.runs["beta"] = team.store.create_run("beta").id
+    raise AssertionError("no shared prefix")
+
+
+def test_an_ambiguous_prefix_lists_only_runs_the_caller_may_read(team: Team) -> None:  # noqa: F811
+    team.store.ensure_user("nina")
+    team.store.grant("nina", "gamma", Role.READER)
+    team.tokens["nina"] = team.store.create_token("nina")[1]
+    prefix = _shared_prefix(team)
+    alpha_runs = [r.id for r in team.store.search_runs("alpha") if r.id.startswith(prefix)]
+    beta_runs = [r.id for r in team.store.search_runs("beta") if r.id.startswith(prefix)]
+    # someone with no role in any of the matches' projects cannot tell a run matched
+    missing = prefix + "zzzzzzzzzzzzzzzzz"[: 16 - len(prefix)]
+    hid = _error(team.get(f"/runs/{prefix}", "nina"), 404, "not_found")
+    gone = _error(team.get(f"/runs/{missing}", "nina"), 404, "not_found")
+    assert hid == gone.replace(missing, prefix)
+    wrote = team.send("POST", f"/runs/{prefix}/tags", "nina", json={"tags": {"a": "b"}})
+    _error(wrote, 404, "not_found")
+    # a member sees the candidates in their projects, and nothing of the others
+    msg = _error(team.get(f"/runs/{prefix}", "wanda"), 400, "ambiguous_id")
+    assert all(i in msg for i in alpha_runs), msg
+    assert not any(i in msg for i in beta_runs), msg
+    assert "beta" not in msg
+    # a server admin gets every candidate
+    msg = _error(team.get(f"/runs/{prefix}", "root"), 400, "ambiguous_id")
+    assert all(i in msg for i in alpha_runs + beta_runs), msg

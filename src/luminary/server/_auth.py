@@ -15,7 +15,9 @@ Rules (team mode, ``create_app(..., auth=True)``):
   never a value the request carries.
 - Someone with no role in the project gets ``404`` with the same message as for an object that
   does not exist (``no run 'X', or you have no role in its project``), so names do not leak; a
-  role too low for the action gets ``403``. Server admins may do everything and get the store's
+  role too low for the action gets ``403``. A run id prefix that matches several runs answers
+  ``400`` listing only the matches in projects the caller has a role in, and ``404`` when there
+  are none. Server admins may do everything and get the store's
   own messages (with "did you mean" suggestions).
 - Projects are created by server admins only (``POST /projects``; ``luminary tokens create
   --project P --role R`` also creates P). Starting a run, registering a model or adding a
@@ -45,9 +47,11 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import Depends, Request
 
 from luminary._actor import current_actor
+from luminary._ids import ambiguous_prefix
 from luminary.auth._base import AuthStore
 from luminary.auth.models import Principal, Role
 from luminary.errors import (
+    AmbiguousIdError,
     AuthenticationError,
     InvalidArgumentError,
     NotFoundError,
@@ -131,7 +135,10 @@ class Guard:
         ``PermissionDeniedError`` when their role is too low."""
         if principal.is_admin:
             return
-        project = self.project_of(kind, name)
+        try:
+            project = self.project_of(kind, name)
+        except AmbiguousIdError as exc:
+            raise self._ambiguous(principal, kind, name, role, exc) from None
         role_there = None if project is None else self._role(principal, project)
         if role_there is None:
             raise NotFoundError(_missing(kind, name, role))
@@ -141,6 +148,17 @@ class Guard:
                 f"{role.value} (a project admin or server admin can grant it)"
             )
             raise PermissionDeniedError(msg)
+
+    def _ambiguous(
+        self, principal: Principal, kind: Kind, name: str, role: Role, exc: AmbiguousIdError
+    ) -> NotFoundError | AmbiguousIdError:
+        """An id prefix that matches several objects, as ``principal`` may learn of it: the
+        matches in projects they have a role in, or the not-found answer when there are none
+        (so a non-member cannot tell that the object exists)."""
+        seen = [(i, p) for i, p in exc.candidates if self._role(principal, p) is not None]
+        if not seen:
+            return NotFoundError(_missing(kind, name, role))
+        return ambiguous_prefix(kind, name, seen)
 
     def check_admin(self, principal: Principal, action: str) -> None:
         if not principal.is_admin:
