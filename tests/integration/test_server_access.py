@@ -97,16 +97,16 @@ def test_without_access_control_the_actor_is_the_servers_user(
 
 
 # -- ambiguous id prefixes -----------------------------------------------------------------
-def _shared_prefix(team: Team) -> str:
+def _shared_prefix(site: Team) -> str:
     """A prefix (6+ characters) that the alpha run and two beta runs share."""
     for _ in range(3):  # ids start with the creation time: a prefix is shared unless a
         # 17-minute boundary falls between the runs, which a retry moves past
-        ids = [team.runs["alpha"], team.runs["beta"], team.store.create_run("beta").id]
-        prefix = os.path.commonprefix(ids)
+        ids = [site.runs["alpha"], site.runs["beta"], site.store.create_run("beta").id]
+        prefix = os.path.commonprefix(ids)  # noqa: RUF071 - ids, character by character
         if len(prefix) >= 6:
             return prefix
-        team.runs["alpha"] = team.store.create_run("alpha").id
-        team.runs["beta"] = team.store.create_run("beta").id
+        site.runs["alpha"] = site.store.create_run("alpha").id
+        site.runs["beta"] = site.store.create_run("beta").id
     raise AssertionError("no shared prefix")
 
 

@@ -633,7 +633,8 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
             if len(found) == 1:
                 return str(found[0].id)
             if len(found) > 1:
-                raise ambiguous_prefix("run", run_id, [(str(f.id), str(f.name)) for f in found])
+                matches = [(str(f.id), str(f.name)) for f in found]
+                raise ambiguous_prefix(kind="run", prefix=run_id, candidates=matches)
         self._run_not_found(conn, run_id)
         raise AssertionError  # unreachable
 
