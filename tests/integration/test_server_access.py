@@ -11,6 +11,7 @@ import pytest
 
 from luminary.auth import Role
 from luminary.store._sql import SqlStore
+from luminary.store.blobs import hash_bytes
 from tests.integration.luminary_server import serve_in_thread
 from tests.integration.test_server_auth import Team, _error, team  # noqa: F401 - the fixture
 
@@ -132,3 +133,75 @@ def test_an_ambiguous_prefix_lists_only_runs_the_caller_may_read(team: Team) -> 
     # a server admin gets every candidate
     msg = _error(team.get(f"/runs/{prefix}", "root"), 400, "ambiguous_id")
     assert all(i in msg for i in alpha_runs + beta_runs), msg
+
+
+# -- links and blobs across projects -------------------------------------------------------
+def _copy_version(store: SqlStore, project: str, name: str, files: dict[str, bytes]) -> str:
+    """A copy-mode dataset version whose files are blobs; its id."""
+    lines = ["#luminary-manifest 1"]
+    for path, data in sorted(files.items()):
+        blob = store.blobs.put_bytes(data)
+        lines.append(f"{blob.digest}\t{blob.size}\t{path}")
+    manifest = store.blobs.put_bytes(("\n".join(lines) + "\n").encode())
+    return store.create_dataset_version(
+        name,
+        project=project,
+        mode="copy",
+        root="/data",
+        manifest_digest=manifest.digest,
+        schema_digest=None,
+        file_count=len(files),
+        total_bytes=sum(len(b) for b in files.values()),
+        message="",
+        actor="root",
+    ).id
+
+
+def test_a_writer_cannot_link_or_read_another_projects_dataset(team: Team) -> None:  # noqa: F811
+    secret = b"beta's private events"
+    beta_version = _copy_version(team.store, "beta", "beta-files", {"events.root": secret})
+    alpha_run = team.runs["alpha"]
+    linked = team.send(
+        "POST", f"/runs/{alpha_run}/inputs", "wanda", json={"version_ids": [beta_version]}
+    )
+    gone = team.send(
+        "POST", f"/runs/{alpha_run}/inputs", "wanda", json={"version_ids": ["01nosuchversion0"]}
+    )
+    assert _error(linked, 404, "not_found") == _error(gone, 404, "not_found").replace(
+        "01nosuchversion0", beta_version
+    )
+    assert team.store.run_inputs(alpha_run) == []
+    # nor through the blob route, knowing the digests
+    manifest = team.store.get_dataset_version("beta-files@1").manifest_digest
+    for digest in (manifest, hash_bytes(secret)):
+        for user in ("rita", "wanda"):
+            resp = team.get(f"/blobs/{digest}", user)
+            assert "no run, model or dataset" in _error(resp, 404, "not_found")
+            assert team.send("POST", f"/blobs/{digest}/verify", user).status_code == 404
+        assert team.send("HEAD", f"/blobs/{digest}", "rita").status_code == 404
+    assert team.send("HEAD", f"/blobs/{hash_bytes(secret)}", "wanda").status_code == 200
+    # what alpha refers to stays readable for alpha's reader
+    alpha_weights = team.store.get_model_version("alpha-model@1").digest
+    assert team.get(f"/blobs/{alpha_weights}", "rita").content == b"weights"
+    # bert, a reader of beta, links it to a beta run and reads every file through the route
+    ok_link = team.send(
+        "POST", f"/runs/{team.runs['beta']}/inputs", "bert", json={"version_ids": [beta_version]}
+    )
+    assert ok_link.status_code == 204, ok_link.text
+    got = team.get(f"/blobs/{hash_bytes(secret)}", "bert")
+    assert got.status_code == 200
+    assert got.content == secret
+    assert team.get(f"/blobs/{manifest}", "bert").status_code == 200
+
+
+def test_a_ref_where_an_id_belongs_is_a_clear_404(team: Team) -> None:  # noqa: F811
+    for user in ("root", "wanda"):
+        resp = team.send(
+            "POST",
+            f"/runs/{team.runs['alpha']}/inputs",
+            user,
+            json={"version_ids": ["alpha-data@1"]},
+        )
+        msg = _error(resp, 404, "not_found")
+        assert "alpha-data@1" in msg
+        assert ".id" in msg

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["add", "checkout", "diff", "files", "open", "schemas", "verify"]
+__all__ = ["add", "checkout", "diff", "files", "open", "read_manifest", "schemas", "verify"]
 
 if TYPE_CHECKING:
     from luminary.datasets._api import add, checkout, diff, files, open, schemas, verify
+    from luminary.datasets._manifest import read_manifest
 
 
 def __getattr__(name: str) -> Any:
+    if name == "read_manifest":
+        from luminary.datasets import _manifest
+
+        return _manifest.read_manifest
     if name in __all__:
         from luminary.datasets import _api
 

@@ -25,10 +25,14 @@ Rules (team mode, ``create_app(..., auth=True)``):
 - Listings show only projects the user has a role in (projects, cross-project run search,
   models, datasets). The event log shows events whose model or dataset is in such a project;
   events about deleted models cannot be placed and are shown to server admins only.
-- Blobs are addressed by their BLAKE3 hash, which cannot be guessed: any authenticated user may
-  read one whose hash they were given (through a run, model or dataset they can see);
-  uploading needs ``writer`` in some project. ``POST /runs/reap`` (touches every project) needs
-  a server admin.
+- A blob's bytes are read only through an object the caller may read: a run artifact, model
+  version, dataset manifest or schema, or a file of a copy-mode dataset version in a project
+  they have a role in names its digest (:mod:`luminary.server._blob_reads`); knowing a digest
+  is not enough. Asking whether a blob exists (``HEAD``) is open to writers as well, since an
+  upload of the same bytes would tell them; uploading needs ``writer`` in some project.
+- A link to another object (a run's dataset inputs, a run's parent, a model version's source
+  run and parent) needs ``reader`` in the linked object's project, checked like a read of it.
+- ``POST /runs/reap`` (touches every project) needs a server admin.
 
 Tokens are checked through the store's :meth:`~luminary.auth._base.AuthStore.authenticate`;
 the resulting principal is cached for :data:`CACHE_S` seconds keyed by the token's SHA-256, so
@@ -50,6 +54,7 @@ from luminary._actor import current_actor
 from luminary._ids import ambiguous_prefix
 from luminary.auth._base import AuthStore
 from luminary.auth.models import Principal, Role
+from luminary.datasets.models import missing_version_id
 from luminary.errors import (
     AmbiguousIdError,
     AuthenticationError,
@@ -58,6 +63,7 @@ from luminary.errors import (
     PermissionDeniedError,
 )
 from luminary.registry.models import Event, parse_ref
+from luminary.server._blob_reads import BlobReads
 from luminary.store._base import Store
 
 __all__ = ["CACHE_S", "Caller", "Guard", "Kind", "current_principal", "require"]
@@ -92,6 +98,9 @@ class Guard:
                 f"{store!r}; serve a SQL store, or turn access control off"
             )
             raise InvalidArgumentError(msg)
+        self.blob_reads = (
+            None if self._auth is None else BlobReads(store, self._auth, cache_s=cache_s)
+        )
         self._lock = threading.Lock()
         self._principals: dict[str, tuple[float, Principal]] = {}
         self._project_ids: dict[str, str] = {}  # projects are never renamed
@@ -160,10 +169,35 @@ class Guard:
             return NotFoundError(_missing(kind, name, role))
         return ambiguous_prefix(kind, name, seen)
 
+    def check_inputs(self, principal: Principal, version_ids: list[str]) -> None:
+        """Linking dataset versions (by id) to a run: ``principal`` must be able to read each
+        one; an unknown id and one in a project they have no role in answer the same 404."""
+        if principal.is_admin or self._auth is None:
+            return  # the store refuses unknown ids itself
+        projects = self._auth.dataset_version_projects(version_ids)
+        for vid in version_ids:
+            project_id = projects.get(vid)
+            if project_id is None or principal.role_in(project_id) is None:
+                hidden = ", or you have no role in its project"
+                raise NotFoundError(missing_version_id(vid, hidden))
+
     def check_admin(self, principal: Principal, action: str) -> None:
         if not principal.is_admin:
             msg = f"{action} is reserved for server admins"
             raise PermissionDeniedError(msg)
+
+    def check_blob(self, principal: Principal, digest: str) -> None:
+        """Reading a blob's bytes: some run, model or dataset that ``principal`` may read
+        names it (:mod:`luminary.server._blob_reads`); ``NotFoundError`` otherwise."""
+        if self.enabled and self.blob_reads is not None:
+            self.blob_reads.check(principal, digest)
+
+    def check_blob_exists(self, principal: Principal, digest: str) -> None:
+        """Asking whether a blob exists (and its size): a writer may, before an upload that
+        the server would skip anyway; anyone else needs :meth:`check_blob`."""
+        if principal.is_admin or any(r.allows(Role.WRITER) for r in principal.roles.values()):
+            return
+        self.check_blob(principal, digest)
 
     def check_uploader(self, principal: Principal) -> None:
         """Uploading a blob: writer in some project."""
