@@ -106,7 +106,7 @@ def seeded(store: SqlStore) -> dict[str, Any]:
 
 @pytest.fixture
 def client(store: SqlStore, seeded: dict[str, Any], tmp_path: Path) -> TestClient:
-    return TestClient(create_app(store, tmp_dir=tmp_path, auth=False))
+    return TestClient(create_app(store, tmp_dir=tmp_path, auth=False), base_url="http://127.0.0.1")
 
 
 def test_every_page_answers_with_its_content(client: TestClient, seeded: dict[str, Any]) -> None:
