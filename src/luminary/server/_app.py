@@ -38,7 +38,8 @@ def create_app(
     the caller's role per project (:mod:`luminary.server._auth`); ``auth=False`` serves
     everyone as a server admin (for a loopback-only server) and answers only requests whose
     ``Host`` (and, on writes, ``Origin``) names this machine (:mod:`luminary.server._loopback`).
-    Authenticated principals are reused for ``auth_cache_s`` seconds (default :data:`~luminary.server._auth.CACHE_S`)."""
+    Authenticated principals are reused for ``auth_cache_s`` seconds (default
+    :data:`~luminary.server._auth.CACHE_S`)."""
     from luminary.server import _blobs, _datasets, _limits, _registry, _runs
     from luminary.server._auth import CACHE_S, Guard, current_principal
 
