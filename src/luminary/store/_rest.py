@@ -9,7 +9,9 @@ error bodies ``{code, message, details}`` become the same
 :class:`~luminary.errors.LuminaryError` subclass the server raised. A server that cannot be
 reached after the retries raises :class:`~luminary.errors.BackendUnavailableError`.
 
-``LUMINARY_TOKEN``, if set, is sent as ``Authorization: Bearer …``. The ``actor`` arguments of
+``LUMINARY_TOKEN``, if set, is sent as ``Authorization: Bearer …``; a
+:class:`CleartextTokenWarning` is issued once per URL when that would go over ``http://`` to
+a host other than this machine (use ``https://`` through a TLS proxy). The ``actor`` arguments of
 the Store interface are not sent: the server records the authenticated principal (the token's
 user) as the actor of every registration, alias move and deletion.
 """
@@ -17,6 +19,7 @@ user) as the actor of every registration, alias move and deletion.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -37,7 +40,7 @@ from luminary.store._base import MetricPoint, Store
 from luminary.store._remote_blobs import RemoteBlobs
 from luminary.store.models import ArtifactEntry, MetricHistory, ParamValue, Project, Run, RunStatus
 
-__all__ = ["RestStore", "error_from_body"]
+__all__ = ["CleartextTokenWarning", "RestStore", "error_from_body", "warn_cleartext_token"]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
@@ -67,6 +70,32 @@ def error_from_body(status: int, body: Any) -> LuminaryError:
     if cls is None or cls is FilterSyntaxError:
         cls = InvalidArgumentError if 400 <= status < 500 else LuminaryError
     return cls(message)
+
+
+_warned: set[str] = set()
+
+
+def warn_cleartext_token(url: str) -> None:
+    """Warn (once per URL) that a token is about to travel unencrypted: ``http://`` to a host
+    that is not this machine. Put the server behind a TLS proxy and use ``https://``."""
+    from luminary._net import host_of, is_loopback
+
+    scheme, _, rest = url.partition("://")
+    host = host_of(rest.split("/", 1)[0])
+    if scheme.lower() != "http" or is_loopback(host) or url in _warned:
+        return
+    _warned.add(url)
+    warnings.warn(
+        f"LUMINARY_TOKEN will be sent unencrypted to {url} (http:// to {host}, not this "
+        "machine): anyone on the network path can read and reuse it. Put the server behind a "
+        "TLS proxy and set LUMINARY_URI=https://...",
+        CleartextTokenWarning,
+        stacklevel=3,
+    )
+
+
+class CleartextTokenWarning(UserWarning):
+    """A token is sent over plain HTTP to another machine."""
 
 
 def _within(projects: Sequence[str] | None) -> list[str] | None:
@@ -102,6 +131,7 @@ class RestStore(Store):
         headers = {"user-agent": "luminary"}
         if token:
             headers["authorization"] = f"Bearer {token}"
+            warn_cleartext_token(self.url)
         self._client = httpx.Client(
             base_url=f"{self.url}/api/v1",
             headers=headers,
