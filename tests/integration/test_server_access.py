@@ -13,7 +13,7 @@ from luminary.auth import Role
 from luminary.store._sql import SqlStore
 from luminary.store.blobs import hash_bytes
 from tests.integration.luminary_server import serve_in_thread
-from tests.integration.test_server_auth import Team, _error, team  # noqa: F401 - the fixture
+from tests.integration.test_server_auth import _NO_ORIGIN, Team, _error, team  # noqa: F401 - the fixture
 
 httpx = pytest.importorskip("httpx", reason="the remote extra (luminary[remote]) is not installed")
 
@@ -78,12 +78,8 @@ def test_without_access_control_the_actor_is_the_servers_user(
         size=blob.size,
         format="onnx",
         filename="m.onnx",
-        signature={},
-        metadata={},
-        source_run_id=None,
-        parent=None,
-        description="",
         actor="lab-operator",
+        **_NO_ORIGIN,
     )
     try:
         with serve_in_thread(store, tmp_path / "spool", auth=False) as url:
