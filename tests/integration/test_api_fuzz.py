@@ -23,7 +23,20 @@ def _app() -> Any:
     store = SqlStore(f"sqlite:///{home / 'luminary.db'}", str(home / "blobs"))
     run = store.create_run("cms-btag", name="seed", params={"lr": 0.01})
     store.write_metrics(run.id, [(1, "val_auc")], [(1, 0, 1, 0.9)])
-    return create_app(store, tmp_dir=home / "tmp", auth=False)
+    return _as_loopback(create_app(store, tmp_dir=home / "tmp", auth=False))
+
+
+def _as_loopback(app: Any) -> Any:
+    """Schemathesis calls an ASGI app as Host ``testserver``; a server without access control
+    answers only loopback host names, so the requests are addressed to 127.0.0.1."""
+
+    async def addressed(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"host"]
+            scope = {**scope, "headers": [(b"host", b"127.0.0.1"), *headers]}
+        await app(scope, receive, send)
+
+    return addressed
 
 
 schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", _app())
