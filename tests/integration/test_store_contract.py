@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from luminary._actor import current_actor
 from luminary.store import BlobStore, Store
 from luminary.store._sql import SqlStore
 from luminary.testing.store_contract import DatasetContract, RegistryContract, StoreContract
@@ -38,6 +39,10 @@ class TestRestStore(StoreContract, RegistryContract, DatasetContract):
             rest = RestStore(url, cache_dir=str(tmp_path / "cache"))
             yield rest
             rest.close()
+
+    def recorded_actor(self, given: str) -> str:
+        # the server records who is authenticated (here, without tokens: its own user)
+        return current_actor()
 
     @pytest.fixture
     def backing_blobs(self, sqlite_store: SqlStore) -> BlobStore:
