@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import time
 
+from luminary.errors import AmbiguousIdError
+
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 ID_LENGTH = 16
 
@@ -27,3 +29,20 @@ def new_id(now_ms: int | None = None) -> str:
 
 def is_id(text: str) -> bool:
     return len(text) == ID_LENGTH and all(c in _ALPHABET for c in text)
+
+
+#: How many matches an ambiguous id prefix lists.
+CANDIDATES = 10
+
+
+def ambiguous_prefix(kind: str, prefix: str, candidates: list[tuple[str, str]]) -> AmbiguousIdError:
+    """The error for an id ``prefix`` that matches several ``(id, project)`` ``candidates``
+    (at most :data:`CANDIDATES` are named; one more in the list means there are more)."""
+    shown = candidates[:CANDIDATES]
+    listed = ", ".join(f"{i} (project {p})" for i, p in shown)
+    more = " and more" if len(candidates) > CANDIDATES else ""
+    msg = (
+        f"{kind} id prefix {prefix!r} is ambiguous: it matches {listed}{more}; "
+        "give more characters of the id"
+    )
+    return AmbiguousIdError(msg, shown)

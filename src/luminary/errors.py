@@ -6,7 +6,8 @@
     ├── NotFoundError (KeyError)          no such project, run, key, blob
     ├── AlreadyExistsError                the name is taken
     ├── InvalidArgumentError (ValueError) bad input: says the field, the value and what is valid
-    │   └── FilterSyntaxError             a search filter that does not parse; knows the position
+    │   ├── FilterSyntaxError             a search filter that does not parse; knows the position
+    │   └── AmbiguousIdError              an id prefix that matches several objects; lists them
     ├── InvalidStateError                 the object cannot do that now (e.g. a finished run)
     ├── IntegrityError                    stored bytes no longer match their hash
     ├── AuthenticationError               no token, or a wrong, expired or revoked one
@@ -29,6 +30,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "AlreadyExistsError",
+    "AmbiguousIdError",
     "AuthenticationError",
     "BackendUnavailableError",
     "FilterSyntaxError",
@@ -74,6 +76,18 @@ class AlreadyExistsError(LuminaryError):
 
 class InvalidArgumentError(LuminaryError, ValueError):
     code = "invalid_argument"
+
+
+class AmbiguousIdError(InvalidArgumentError):
+    """An id prefix that matches more than one object. ``candidates`` holds ``(id, project)``
+    of the matches (the first few); the server shows a caller only those in projects they may
+    read, and answers ``404`` to a caller who may read none of them."""
+
+    code = "ambiguous_id"
+
+    def __init__(self, message: str, candidates: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.candidates = tuple(candidates)
 
 
 class FilterSyntaxError(InvalidArgumentError):

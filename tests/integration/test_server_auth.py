@@ -348,7 +348,7 @@ def test_server_refuses_no_auth_on_a_public_host(tmp_path: Path) -> None:
 
 
 def test_loopback_check() -> None:
-    from luminary.cli.server import is_loopback
+    from luminary._net import is_loopback
 
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.1", "example.org"))

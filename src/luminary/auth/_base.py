@@ -4,6 +4,7 @@ database (SQLite or PostgreSQL); clients never manage tokens through another sto
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection, Sequence
 
 from luminary.auth.models import Principal, Role, Token, User
 
@@ -48,3 +49,18 @@ class AuthStore(abc.ABC):
     @abc.abstractmethod
     def has_admin_token(self) -> bool:
         """Whether some server admin holds a usable token (team mode refuses to start without)."""
+
+    # -- what objects point at (for the guard's checks of links and blob reads) -------------
+    @abc.abstractmethod
+    def dataset_version_projects(self, ids: Sequence[str]) -> dict[str, str]:
+        """``{version id: project id}`` of the dataset versions among ``ids`` that exist."""
+
+    @abc.abstractmethod
+    def blob_referenced(self, digest: str, among: Collection[str]) -> bool:
+        """Whether a run artifact, model version, or dataset manifest or schema in one of the
+        projects ``among`` (ids) names the blob ``digest``."""
+
+    @abc.abstractmethod
+    def copy_manifests(self, among: Collection[str]) -> list[tuple[str, str]]:
+        """``(version id, manifest digest)`` of the copy-mode dataset versions in the projects
+        ``among`` (ids), whose files are blobs named only inside the manifest."""

@@ -7,11 +7,13 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from luminary._ids import new_id
+from luminary.auth import _refs
 from luminary.auth._base import AuthStore
 from luminary.auth.models import Principal, Role, Token, User
 from luminary.errors import (
@@ -213,6 +215,16 @@ class SqlAuth(AuthStore):
                 .limit(1)
             ).first()
         return found is not None
+
+    # -- what objects point at ---------------------------------------------------------------
+    def dataset_version_projects(self, ids: Sequence[str]) -> dict[str, str]:
+        return _refs.dataset_version_projects(self.engine, ids)
+
+    def blob_referenced(self, digest: str, among: Collection[str]) -> bool:
+        return _refs.blob_referenced(self.engine, digest, among)
+
+    def copy_manifests(self, among: Collection[str]) -> list[tuple[str, str]]:
+        return _refs.copy_manifests(self.engine, among)
 
     # -- helpers ---------------------------------------------------------------------------
     def _user_row(self, conn: sa.Connection, name: str) -> Any:

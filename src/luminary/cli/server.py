@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from luminary._net import is_loopback
 from luminary.cli._output import out
 
 HOST = typer.Option("--host", help="Interface to bind; 0.0.0.0 exposes the server to the network.")
@@ -19,18 +20,6 @@ NO_AUTH = typer.Option(
     help="Serve without tokens, everyone as admin; only on a loopback --host (127.0.0.1).",
 )
 ADMIN_TOKEN_FIX = "luminary tokens create --user NAME --admin"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` binds only this machine (127.0.0.0/8, ::1, localhost)."""
-    import ipaddress
-
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def server(

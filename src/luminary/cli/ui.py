@@ -21,7 +21,7 @@ def ui(
     `luminary server` instead."""
     import socket
 
-    from luminary.cli.server import is_loopback
+    from luminary._net import is_loopback
     from luminary.config import Settings
     from luminary.errors import InvalidArgumentError, MissingDependencyError
     from luminary.store._sql import SqlStore

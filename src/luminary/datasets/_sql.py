@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from luminary._bounds import check_int
 from luminary._ids import new_id
 from luminary.datasets._base import DatasetStore
-from luminary.datasets.models import Dataset, DatasetVersion, Mode
+from luminary.datasets.models import Dataset, DatasetVersion, Mode, missing_version_id
 from luminary.errors import InvalidArgumentError, NotFoundError, nearest
 from luminary.registry._sql import insert_event
 from luminary.registry.models import ModelRef, check_name, parse_ref
@@ -170,7 +170,12 @@ class SqlDatasets(DatasetStore):
     def add_run_inputs(self, run_id: str, version_ids: Sequence[str]) -> None:
         with write_tx(self.engine) as conn:
             run_id = self._resolve_run_id(conn, run_id)
-            ri = t.run_inputs.c
+            ri, v = t.run_inputs.c, t.dataset_versions.c
+            wanted = list(dict.fromkeys(version_ids))
+            known = set(conn.execute(sa.select(v.id).where(v.id.in_(wanted))).scalars())
+            for vid in wanted:
+                if vid not in known:
+                    raise NotFoundError(missing_version_id(str(vid)))
             have = set(
                 conn.execute(sa.select(ri.dataset_version_id).where(ri.run_id == run_id)).scalars()
             )

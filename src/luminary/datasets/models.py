@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-__all__ = ["Dataset", "DatasetVersion"]
+__all__ = ["Dataset", "DatasetVersion", "missing_version_id"]
 
 Mode = Literal["copy", "reference"]
 
@@ -72,3 +72,16 @@ class DatasetVersion:
             "created_at": self.created_at.isoformat(),
             "created_by": self.created_by,
         }
+
+
+def missing_version_id(version_id: str, where: str = "") -> str:
+    """The message for a dataset version id that names no version (``where``: what else may
+    be wrong, e.g. the caller's role), with the fix when it is a ref rather than an id."""
+    if "@" in version_id:
+        hint = (
+            f"; {version_id!r} is a ref (name@version), not an id: link the version's id, "
+            f"e.g. store.get_dataset_version({version_id!r}).id"
+        )
+    else:
+        hint = "; give the id of a dataset version (DatasetVersion.id)"
+    return f"no dataset version with id {version_id!r}{where}{hint}"

@@ -36,8 +36,10 @@ def create_app(
 
     ``auth=True`` (team mode) requires a bearer token on every ``/api/v1`` request and checks
     the caller's role per project (:mod:`luminary.server._auth`); ``auth=False`` serves
-    everyone as a server admin (for a loopback-only server). Authenticated principals are
-    reused for ``auth_cache_s`` seconds (default :data:`~luminary.server._auth.CACHE_S`)."""
+    everyone as a server admin (for a loopback-only server) and answers only requests whose
+    ``Host`` (and, on writes, ``Origin``) names this machine (:mod:`luminary.server._loopback`).
+    Authenticated principals are reused for ``auth_cache_s`` seconds (default
+    :data:`~luminary.server._auth.CACHE_S`)."""
     from luminary.server import _blobs, _datasets, _limits, _registry, _runs
     from luminary.server._auth import CACHE_S, Guard, current_principal
 
@@ -54,6 +56,10 @@ def create_app(
     app.state.guard = guard
     install_error_handlers(app)
     app.add_middleware(_limits.BodyLimits)  # JSON body limit, content types (413/415)
+    if not auth:  # no login: only this machine's host names (no DNS rebinding)
+        from luminary.server._loopback import LoopbackOnly
+
+        app.add_middleware(LoopbackOnly)
     app.add_middleware(AccessLog)  # outermost: logs every answer, 413s included
     spool = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
     # Every API route authenticates, even one that names no role of its own.

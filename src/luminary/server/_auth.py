@@ -10,10 +10,14 @@ Rules (team mode, ``create_app(..., auth=True)``):
 - Reads need ``reader`` in the object's project, writes (logging, registering, deleting, alias
   moves) need ``writer``. Alias moves are ``writer`` rather than ``admin``: promoting a model
   is the team's everyday deployment step (often from CI with a writer token) and every move is
-  recorded with its actor in the alias history and the event log.
+  recorded with its actor in the alias history and the event log. The actor is always the
+  authenticated principal (the token's user; with access control off, the server's own user),
+  never a value the request carries.
 - Someone with no role in the project gets ``404`` with the same message as for an object that
   does not exist (``no run 'X', or you have no role in its project``), so names do not leak; a
-  role too low for the action gets ``403``. Server admins may do everything and get the store's
+  role too low for the action gets ``403``. A run id prefix that matches several runs answers
+  ``400`` listing only the matches in projects the caller has a role in, and ``404`` when there
+  are none. Server admins may do everything and get the store's
   own messages (with "did you mean" suggestions).
 - Projects are created by server admins only (``POST /projects``; ``luminary tokens create
   --project P --role R`` also creates P). Starting a run, registering a model or adding a
@@ -21,10 +25,14 @@ Rules (team mode, ``create_app(..., auth=True)``):
 - Listings show only projects the user has a role in (projects, cross-project run search,
   models, datasets). The event log shows events whose model or dataset is in such a project;
   events about deleted models cannot be placed and are shown to server admins only.
-- Blobs are addressed by their BLAKE3 hash, which cannot be guessed: any authenticated user may
-  read one whose hash they were given (through a run, model or dataset they can see);
-  uploading needs ``writer`` in some project. ``POST /runs/reap`` (touches every project) needs
-  a server admin.
+- A blob's bytes are read only through an object the caller may read: a run artifact, model
+  version, dataset manifest or schema, or a file of a copy-mode dataset version in a project
+  they have a role in names its digest (:mod:`luminary.server._blob_reads`); knowing a digest
+  is not enough. Asking whether a blob exists (``HEAD``) is open to writers as well, since an
+  upload of the same bytes would tell them; uploading needs ``writer`` in some project.
+- A link to another object (a run's dataset inputs, a run's parent, a model version's source
+  run and parent) needs ``reader`` in the linked object's project, checked like a read of it.
+- ``POST /runs/reap`` (touches every project) needs a server admin.
 
 Tokens are checked through the store's :meth:`~luminary.auth._base.AuthStore.authenticate`;
 the resulting principal is cached for :data:`CACHE_S` seconds keyed by the token's SHA-256, so
@@ -42,15 +50,20 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Request
 
+from luminary._actor import current_actor
+from luminary._ids import ambiguous_prefix
 from luminary.auth._base import AuthStore
 from luminary.auth.models import Principal, Role
+from luminary.datasets.models import missing_version_id
 from luminary.errors import (
+    AmbiguousIdError,
     AuthenticationError,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
 )
 from luminary.registry.models import Event, parse_ref
+from luminary.server._blob_reads import BlobReads
 from luminary.store._base import Store
 
 __all__ = ["CACHE_S", "Caller", "Guard", "Kind", "current_principal", "require"]
@@ -61,7 +74,6 @@ CACHE_S = 5.0
 Kind = Literal["project", "run", "model", "dataset"]
 T = TypeVar("T")
 
-_LOCAL = Principal("local", is_admin=True)  # everyone, when access control is off
 _MAX_CACHED = 10_000
 _WRITE_HINT = (
     "; a server admin creates projects and grants roles: "
@@ -76,6 +88,9 @@ class Guard:
         self.store = store
         self.enabled = enabled
         self.cache_s = cache_s
+        # everyone, when access control is off: the server's own user (``LUMINARY_USER`` or
+        # user@host), recorded as the actor of what they do
+        self.local = Principal(current_actor(), is_admin=True)
         self._auth: AuthStore | None = store if isinstance(store, AuthStore) else None
         if enabled and self._auth is None:
             msg = (
@@ -83,6 +98,9 @@ class Guard:
                 f"{store!r}; serve a SQL store, or turn access control off"
             )
             raise InvalidArgumentError(msg)
+        self.blob_reads = (
+            None if self._auth is None else BlobReads(store, self._auth, cache_s=cache_s)
+        )
         self._lock = threading.Lock()
         self._principals: dict[str, tuple[float, Principal]] = {}
         self._project_ids: dict[str, str] = {}  # projects are never renamed
@@ -91,7 +109,7 @@ class Guard:
     # -- who is asking ---------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Principal:
         if not self.enabled:
-            return _LOCAL
+            return self.local
         assert self._auth is not None
         if not authorization:
             msg = (
@@ -126,7 +144,10 @@ class Guard:
         ``PermissionDeniedError`` when their role is too low."""
         if principal.is_admin:
             return
-        project = self.project_of(kind, name)
+        try:
+            project = self.project_of(kind, name)
+        except AmbiguousIdError as exc:
+            raise self._ambiguous(principal, kind, name, role, exc) from None
         role_there = None if project is None else self._role(principal, project)
         if role_there is None:
             raise NotFoundError(_missing(kind, name, role))
@@ -137,10 +158,46 @@ class Guard:
             )
             raise PermissionDeniedError(msg)
 
+    def _ambiguous(
+        self, principal: Principal, kind: Kind, name: str, role: Role, exc: AmbiguousIdError
+    ) -> NotFoundError | AmbiguousIdError:
+        """An id prefix that matches several objects, as ``principal`` may learn of it: the
+        matches in projects they have a role in, or the not-found answer when there are none
+        (so a non-member cannot tell that the object exists)."""
+        seen = [(i, p) for i, p in exc.candidates if self._role(principal, p) is not None]
+        if not seen:
+            return NotFoundError(_missing(kind, name, role))
+        return ambiguous_prefix(kind, name, seen)
+
+    def check_inputs(self, principal: Principal, version_ids: list[str]) -> None:
+        """Linking dataset versions (by id) to a run: ``principal`` must be able to read each
+        one; an unknown id and one in a project they have no role in answer the same 404."""
+        if principal.is_admin or self._auth is None:
+            return  # the store refuses unknown ids itself
+        projects = self._auth.dataset_version_projects(version_ids)
+        for vid in version_ids:
+            project_id = projects.get(vid)
+            if project_id is None or principal.role_in(project_id) is None:
+                hidden = ", or you have no role in its project"
+                raise NotFoundError(missing_version_id(vid, hidden))
+
     def check_admin(self, principal: Principal, action: str) -> None:
         if not principal.is_admin:
             msg = f"{action} is reserved for server admins"
             raise PermissionDeniedError(msg)
+
+    def check_blob(self, principal: Principal, digest: str) -> None:
+        """Reading a blob's bytes: some run, model or dataset that ``principal`` may read
+        names it (:mod:`luminary.server._blob_reads`); ``NotFoundError`` otherwise."""
+        if self.enabled and self.blob_reads is not None:
+            self.blob_reads.check(principal, digest)
+
+    def check_blob_exists(self, principal: Principal, digest: str) -> None:
+        """Asking whether a blob exists (and its size): a writer may, before an upload that
+        the server would skip anyway; anyone else needs :meth:`check_blob`."""
+        if principal.is_admin or any(r.allows(Role.WRITER) for r in principal.roles.values()):
+            return
+        self.check_blob(principal, digest)
 
     def check_uploader(self, principal: Principal) -> None:
         """Uploading a blob: writer in some project."""

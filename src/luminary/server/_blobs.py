@@ -7,6 +7,9 @@
 - ``HEAD`` answers whether the blob exists and its size (``content-length``).
 - ``POST /blobs/{digest}/verify`` re-hashes the stored bytes on the server: ``{"ok": bool}``.
 
+``GET`` and ``verify`` answer only a caller who may read an object that names the blob; ``HEAD``
+also a writer (:meth:`~luminary.server._auth.Guard.check_blob`).
+
 Resumable uploads (large files; the client uses them above a size threshold):
 
 - ``POST /uploads`` ``{digest, size}`` opens a session, or answers the one already open for that
@@ -102,7 +105,8 @@ def router(store: Store, spool: Path, guard: Guard) -> APIRouter:
         return ok({"digest": digest, "size": size}, 201)
 
     @r.head("/blobs/{digest}")
-    def head_blob(digest: str) -> Response:
+    def head_blob(digest: str, caller: Caller) -> Response:
+        guard.check_blob_exists(caller, check_digest(digest))
         # a blob that may have been written unverified and does not match is not there: the
         # client then uploads it again, which replaces it
         if not blobs.reusable(digest):
@@ -112,7 +116,8 @@ def router(store: Store, spool: Path, guard: Guard) -> APIRouter:
         return Response(status_code=200, headers={"content-length": str(size)})
 
     @r.get("/blobs/{digest}")
-    def get_blob(digest: str) -> Response:
+    def get_blob(digest: str, caller: Caller) -> Response:
+        guard.check_blob(caller, check_digest(digest))
         size = blobs.size(digest)  # NotFoundError (404) before any byte is sent
         try:
             raw: BinaryIO = blobs.fs.open(blobs.key(digest), "rb")
@@ -126,7 +131,8 @@ def router(store: Store, spool: Path, guard: Guard) -> APIRouter:
         )
 
     @r.post("/blobs/{digest}/verify")
-    def verify_blob(digest: str) -> Response:
+    def verify_blob(digest: str, caller: Caller) -> Response:
+        guard.check_blob(caller, check_digest(digest))
         return ok({"ok": blobs.verify(digest)})
 
     _upload_routes(r, blobs, spool, guard)

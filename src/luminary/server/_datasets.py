@@ -24,7 +24,6 @@ class DatasetVersionIn(BaseModel):
     file_count: int
     total_bytes: int
     message: str = ""
-    actor: str
 
 
 def router(store: Store, guard: Guard) -> APIRouter:
@@ -47,7 +46,7 @@ def router(store: Store, guard: Guard) -> APIRouter:
             file_count=body.file_count,
             total_bytes=body.total_bytes,
             message=body.message,
-            actor=body.actor,
+            actor=caller.user,  # the authenticated principal, never the request's word
         )
         return ok(enc_dataset_version(version), 201)
 

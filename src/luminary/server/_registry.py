@@ -1,5 +1,9 @@
 """The model registry: ``/api/v1/models``, ``/api/v1/model-versions/{name@version|alias}``,
-aliases and their history, and ``/api/v1/events``."""
+aliases and their history, and ``/api/v1/events``.
+
+The actor recorded with a registration, an alias move or a deletion is always the caller's
+authenticated identity (:class:`~luminary.server._auth.Caller`), never a value from the request:
+an ``actor`` field or query parameter that an old client still sends is ignored."""
 
 from __future__ import annotations
 
@@ -35,12 +39,10 @@ class VersionIn(BaseModel):
     source_run_id: str | None = None
     parent: str | None = None
     description: str = ""
-    actor: str
 
 
 class AliasIn(BaseModel):
     version: int
-    actor: str
 
 
 def router(store: Store, guard: Guard) -> APIRouter:
@@ -67,8 +69,8 @@ def router(store: Store, guard: Guard) -> APIRouter:
         return ok(enc_model(store.get_model(name)))
 
     @r.delete("/models/{name}", dependencies=writes)
-    def delete_model(name: str, actor: str) -> Response:
-        store.delete_model(name, actor)
+    def delete_model(name: str, caller: Caller) -> Response:
+        store.delete_model(name, caller.user)
         return Response(status_code=204)
 
     @r.post("/models/{name}/versions")
@@ -92,7 +94,7 @@ def router(store: Store, guard: Guard) -> APIRouter:
             source_run_id=body.source_run_id,
             parent=body.parent,
             description=body.description,
-            actor=body.actor,
+            actor=caller.user,
         )
         return ok(enc_version(version), 201)
 
@@ -101,12 +103,12 @@ def router(store: Store, guard: Guard) -> APIRouter:
         return ok([enc_version(v) for v in store.list_model_versions(name)])
 
     @r.put("/models/{name}/aliases/{alias}", dependencies=writes)
-    def set_alias(name: str, alias: str, body: AliasIn) -> Response:
-        return ok(enc_move(store.set_alias(name, alias, body.version, body.actor)))
+    def set_alias(name: str, alias: str, body: AliasIn, caller: Caller) -> Response:
+        return ok(enc_move(store.set_alias(name, alias, body.version, caller.user)))
 
     @r.delete("/models/{name}/aliases/{alias}", dependencies=writes)
-    def unset_alias(name: str, alias: str, actor: str) -> Response:
-        return ok(enc_move(store.unset_alias(name, alias, actor)))
+    def unset_alias(name: str, alias: str, caller: Caller) -> Response:
+        return ok(enc_move(store.unset_alias(name, alias, caller.user)))
 
     @r.get("/models/{name}/alias-history", dependencies=reads)
     def alias_history(name: str, alias: str | None = None) -> Response:
@@ -117,8 +119,8 @@ def router(store: Store, guard: Guard) -> APIRouter:
         return ok(enc_version(store.get_model_version(ref)))
 
     @r.delete("/model-versions/{ref}", dependencies=writes_ref)
-    def delete_version(ref: str, actor: str) -> Response:
-        store.delete_model_version(ref, actor)
+    def delete_version(ref: str, caller: Caller) -> Response:
+        store.delete_model_version(ref, caller.user)
         return Response(status_code=204)
 
     @r.get("/model-versions/{ref}/derived", dependencies=reads_ref)

@@ -264,7 +264,8 @@ def router(store: Store, guard: Guard) -> APIRouter:
         return ok(store.get_environment(run_id))
 
     @r.post("/runs/{run_id}/inputs", dependencies=writes)
-    def add_inputs(run_id: str, body: InputsIn) -> Response:
+    def add_inputs(run_id: str, body: InputsIn, caller: Caller) -> Response:
+        guard.check_inputs(caller, body.version_ids)  # reader of each linked version's project
         store.add_run_inputs(run_id, body.version_ids)
         return Response(status_code=204)
 

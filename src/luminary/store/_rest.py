@@ -9,12 +9,17 @@ error bodies ``{code, message, details}`` become the same
 :class:`~luminary.errors.LuminaryError` subclass the server raised. A server that cannot be
 reached after the retries raises :class:`~luminary.errors.BackendUnavailableError`.
 
-``LUMINARY_TOKEN``, if set, is sent as ``Authorization: Bearer …``.
+``LUMINARY_TOKEN``, if set, is sent as ``Authorization: Bearer …``; a
+:class:`CleartextTokenWarning` is issued once per URL when that would go over ``http://`` to
+a host other than this machine (use ``https://`` through a TLS proxy). The ``actor`` arguments of
+the Store interface are not sent: the server records the authenticated principal (the token's
+user) as the actor of every registration, alias move and deletion.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -35,7 +40,7 @@ from luminary.store._base import MetricPoint, Store
 from luminary.store._remote_blobs import RemoteBlobs
 from luminary.store.models import ArtifactEntry, MetricHistory, ParamValue, Project, Run, RunStatus
 
-__all__ = ["RestStore", "error_from_body"]
+__all__ = ["CleartextTokenWarning", "RestStore", "error_from_body", "warn_cleartext_token"]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
@@ -65,6 +70,32 @@ def error_from_body(status: int, body: Any) -> LuminaryError:
     if cls is None or cls is FilterSyntaxError:
         cls = InvalidArgumentError if 400 <= status < 500 else LuminaryError
     return cls(message)
+
+
+_warned: set[str] = set()
+
+
+def warn_cleartext_token(url: str) -> None:
+    """Warn (once per URL) that a token is about to travel unencrypted: ``http://`` to a host
+    that is not this machine. Put the server behind a TLS proxy and use ``https://``."""
+    from luminary._net import host_of, is_loopback
+
+    scheme, _, rest = url.partition("://")
+    host = host_of(rest.split("/", 1)[0])
+    if scheme.lower() != "http" or is_loopback(host) or url in _warned:
+        return
+    _warned.add(url)
+    warnings.warn(
+        f"LUMINARY_TOKEN will be sent unencrypted to {url} (http:// to {host}, not this "
+        "machine): anyone on the network path can read and reuse it. Put the server behind a "
+        "TLS proxy and set LUMINARY_URI=https://...",
+        CleartextTokenWarning,
+        stacklevel=3,
+    )
+
+
+class CleartextTokenWarning(UserWarning):
+    """A token is sent over plain HTTP to another machine."""
 
 
 def _within(projects: Sequence[str] | None) -> list[str] | None:
@@ -100,6 +131,7 @@ class RestStore(Store):
         headers = {"user-agent": "luminary"}
         if token:
             headers["authorization"] = f"Bearer {token}"
+            warn_cleartext_token(self.url)
         self._client = httpx.Client(
             base_url=f"{self.url}/api/v1",
             headers=headers,
@@ -321,7 +353,7 @@ class RestStore(Store):
         return [w.dec_model(m) for m in self._get("/models", project=project)]
 
     def delete_model(self, name: str, actor: str) -> None:
-        self._send("DELETE", f"/models/{_seg(name)}", actor=actor)
+        self._send("DELETE", f"/models/{_seg(name)}")
 
     def create_model_version(
         self,
@@ -350,7 +382,6 @@ class RestStore(Store):
             "source_run_id": source_run_id,
             "parent": None if parent is None else str(parent),
             "description": description,
-            "actor": actor,
         }
         return w.dec_version(self._send("POST", f"/models/{_seg(name)}/versions", body))
 
@@ -361,16 +392,16 @@ class RestStore(Store):
         return [w.dec_version(v) for v in self._get(f"/models/{_seg(name)}/versions")]
 
     def delete_model_version(self, ref: str | ModelRef, actor: str) -> None:
-        self._send("DELETE", f"/model-versions/{_ref(ref, 'model')}", actor=actor)
+        self._send("DELETE", f"/model-versions/{_ref(ref, 'model')}")
 
     def set_alias(self, name: str, alias: str, version: int, actor: str) -> AliasMove:
-        body = {"version": version, "actor": actor}
+        body = {"version": version}
         path = f"/models/{_seg(name)}/aliases/{_seg(alias)}"
         return w.dec_move(self._send("PUT", path, body))
 
     def unset_alias(self, name: str, alias: str, actor: str) -> AliasMove:
         path = f"/models/{_seg(name)}/aliases/{_seg(alias)}"
-        return w.dec_move(self._send("DELETE", path, actor=actor))
+        return w.dec_move(self._send("DELETE", path))
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
         found = self._get(f"/models/{_seg(name)}/alias-history", alias=alias)
@@ -413,7 +444,6 @@ class RestStore(Store):
             "file_count": file_count,
             "total_bytes": total_bytes,
             "message": message,
-            "actor": actor,
         }
         found = self._send("POST", f"/datasets/{_seg(name)}/versions", body)
         return w.dec_dataset_version(found)

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from luminary._ids import new_id
+from luminary._ids import CANDIDATES, ambiguous_prefix, new_id
 from luminary.auth._sql import SqlAuth
 from luminary.datasets._sql import SqlDatasets
 from luminary.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, nearest
@@ -622,18 +622,18 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
         if conn.execute(sa.select(r.id).where(r.id == run_id)).first() is not None:
             return run_id
         if len(run_id) >= 6:
-            found = (
-                conn.execute(
-                    sa.select(r.id).where(r.id.startswith(run_id, autoescape=True)).limit(2)
-                )
-                .scalars()
-                .all()
-            )
+            found = conn.execute(
+                sa.select(r.id, t.projects.c.name)
+                .join(t.projects, t.projects.c.id == r.project_id)
+                .where(r.id.startswith(run_id, autoescape=True))
+                .order_by(r.id)
+                .limit(CANDIDATES + 1)
+            ).all()
             if len(found) == 1:
-                return str(found[0])
+                return str(found[0].id)
             if len(found) > 1:
-                msg = f"run id prefix {run_id!r} is ambiguous; give more characters"
-                raise InvalidArgumentError(msg)
+                matches = [(str(f.id), str(f.name)) for f in found]
+                raise ambiguous_prefix(kind="run", prefix=run_id, candidates=matches)
         self._run_not_found(conn, run_id)
         raise AssertionError  # unreachable
 

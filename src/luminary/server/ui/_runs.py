@@ -3,15 +3,15 @@ series for charts, artifact downloads, login and logout."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response
 
 from luminary.errors import AuthenticationError, NotFoundError
 from luminary.server._app import ok
+from luminary.server.ui._download import download
 from luminary.server.ui._shapes import downsample, envelope
 from luminary.server.ui._web import SESSION_COOKIE, FormData, Web, check_csrf, pages, safe_next
 
@@ -150,21 +150,7 @@ def router(web: Web) -> APIRouter:
         if entry is None:
             msg = f"run {run_id!r} has no artifact {path!r}"
             raise NotFoundError(msg)
-
-        def chunks() -> Iterator[bytes]:
-            with store.blobs.open_verified(entry.digest) as fh:
-                while block := fh.read(1 << 20):
-                    yield block
-
-        name = quote(path.rsplit("/", 1)[-1], safe="")  # RFC 5987: any name, as UTF-8
-        return StreamingResponse(
-            chunks(),
-            media_type="application/octet-stream",
-            headers={
-                "content-length": str(entry.size),
-                "content-disposition": f"attachment; filename*=UTF-8''{name}",
-            },
-        )
+        return download(store, entry.digest, entry.size, path)
 
     @r.get("/compare")
     @pages(web)

@@ -27,6 +27,7 @@ from luminary.auth.models import Principal, Role
 from luminary.errors import (
     AuthenticationError,
     FilterSyntaxError,
+    IntegrityError,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
@@ -183,6 +184,8 @@ def pages(web: Web) -> Callable[[F], F]:
                 return web.error(request, 403, "Not allowed", exc.message)
             except InvalidArgumentError as exc:
                 return web.error(request, 400, "Bad request", exc.message)
+            except IntegrityError as exc:  # stored bytes are damaged: say so, send none
+                return web.error(request, 500, "Damaged data", exc.message)
             return result
 
         return page  # type: ignore[return-value]
