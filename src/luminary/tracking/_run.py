@@ -307,7 +307,7 @@ class ActiveRun:
         if self._ended:
             return
         final = RunStatus(status)
-        self._record_energy()
+        energy_tags = self._stop_energy()
         self._ended = True
         self._stop.set()
         self._wake.set()
@@ -316,25 +316,38 @@ class ActiveRun:
 
         try:
             self._drain()
+            # After the writer has stopped: a transaction of its own would wait on the writer's
+            # (SQLite's busy handler sleeps milliseconds), which made energy the cost of a run.
+            self._record_energy_tags(energy_tags)
         finally:
             # Forget first: a run whose status cannot be recorded must not stay active, or the
             # exit hook that ends open runs would pick it up again forever.
             _api._forget(self)
             self._store.set_run_status(self.id, final)
 
-    def _record_energy(self) -> None:
-        """Stop the energy sampler; log what the run used, per device, with its source."""
+    def _stop_energy(self) -> dict[str, str]:
+        """Stop the energy sampler and log what the run used, per device; the tags naming each
+        figure's source are returned, to be written once the writer has stopped."""
         sampler, self._sampler = self._sampler, None
         if sampler is None:
-            return
+            return {}
         try:
             report = sampler.stop()
             self.log(report.to_metrics())
-            self._store.set_tags(self.id, report.to_tags())
+            tags = report.to_tags()
         except Exception as exc:  # noqa: BLE001 - whatever failed, the run still ends
             log.warning("run %s: energy not recorded: %s", self.id, exc)
-            return
+            return {}
         self.energy = report
+        return tags
+
+    def _record_energy_tags(self, tags: dict[str, str]) -> None:
+        if not tags:
+            return
+        try:
+            self._store.set_tags(self.id, tags)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the run still ends
+            log.warning("run %s: energy sources not recorded: %s", self.id, exc)
 
     def _check_open(self) -> None:
         if self._ended:
