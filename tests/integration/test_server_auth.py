@@ -292,7 +292,7 @@ def test_sdk_writer_logs_and_registers_and_sees_the_right_errors(
         project="alpha",
         digest=blob.digest,
         size=blob.size,
-        format="onnx",
+        format="opaque",
         filename="w.bin",
         actor="wanda",
         **_NO_ORIGIN,
