@@ -141,20 +141,65 @@ def test_bad_tokens_are_401_saying_what_is_wrong(team: Team) -> None:
     assert f"token {revoked.id} was revoked" in with_header(f"Bearer {secret}")
 
 
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_revoked_token_stops_working_within_the_cache_window(tmp_path: Path) -> None:
     from luminary.server._auth import Guard
 
     store = SqlStore(f"sqlite:///{tmp_path / 'luminary.db'}", str(tmp_path / "blobs"))
+    clock = _Clock()
     try:
         store.ensure_user("root", is_admin=True)
         token, secret = store.create_token("root")
-        guard = Guard(store, enabled=True, cache_s=0.2)
+        guard = Guard(store, enabled=True, cache_s=5.0, clock=clock)
         assert guard.authenticate(f"Bearer {secret}").user == "root"
         store.revoke_token(token.id)
+        clock.now += 4.9
         assert guard.authenticate(f"Bearer {secret}").user == "root"  # cached principal
-        time.sleep(0.25)
+        clock.now += 0.1
         with pytest.raises(AuthenticationError, match="revoked"):
             guard.authenticate(f"Bearer {secret}")
+    finally:
+        store.close()
+
+
+def test_a_blob_read_is_allowed_within_the_cache_window_only(tmp_path: Path) -> None:
+    from luminary.server._auth import Guard
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'luminary.db'}", str(tmp_path / "blobs"))
+    clock = _Clock()
+    try:
+        store.ensure_user("rita")
+        store.grant("rita", "alpha", Role.READER)
+        _, secret = store.create_token("rita")
+        blob = store.blobs.put_bytes(b"weights")
+        store.create_model_version(
+            "m",
+            project="alpha",
+            digest=blob.digest,
+            size=blob.size,
+            format="opaque",
+            filename="m.bin",
+            actor="root",
+            **_NO_ORIGIN,
+        )
+        guard = Guard(store, enabled=True, cache_s=5.0, clock=clock)
+        rita = guard.authenticate(f"Bearer {secret}")
+        guard.check_blob(rita, blob.digest)  # model m names it
+        store.delete_model("m", "root")
+        clock.now += 4.9
+        guard.check_blob(rita, blob.digest)  # the answer is reused within the window
+        clock.now += 0.1
+        with pytest.raises(NotFoundError, match="no run, model or dataset"):
+            guard.check_blob(rita, blob.digest)
     finally:
         store.close()
 

@@ -224,10 +224,13 @@ class _Sessions:
         }
 
 
-def sweep_uploads(folder: Path, older_than_s: float = SESSION_TTL_S) -> int:
+def sweep_uploads(
+    folder: Path, older_than_s: float = SESSION_TTL_S, *, now: float | None = None
+) -> int:
     """Remove upload sessions and spooled single uploads idle for ``older_than_s`` seconds
-    (by the last write); returns how many files were removed."""
-    cutoff = time.time() - older_than_s
+    (by the last write, against ``now``: wall-clock seconds, the current time unless given);
+    returns how many files were removed."""
+    cutoff = (time.time() if now is None else now) - older_than_s
     removed = 0
     try:
         entries = list(os.scandir(folder))
