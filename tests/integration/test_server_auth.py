@@ -18,8 +18,10 @@ import pytest
 import luminary as lm
 from luminary.auth import Role
 from luminary.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from luminary.registry.models import ModelVersion
+from luminary.store import Store
 from luminary.store._sql import SqlStore
-from luminary.store.blobs import hash_bytes
+from luminary.store.blobs import Blob, hash_bytes
 from luminary.tracking import set_store
 from tests.integration.luminary_server import serve_in_thread
 
@@ -141,6 +143,20 @@ def test_bad_tokens_are_401_saying_what_is_wrong(team: Team) -> None:
     assert f"token {revoked.id} was revoked" in with_header(f"Bearer {secret}")
 
 
+def _register_blob(store: Store, name: str, project: str, blob: Blob, actor: str) -> ModelVersion:
+    """A version of model ``name`` whose file is the stored ``blob`` (opaque bytes)."""
+    return store.create_model_version(
+        name,
+        project=project,
+        digest=blob.digest,
+        size=blob.size,
+        format="opaque",
+        filename="model.bin",
+        actor=actor,
+        **_NO_ORIGIN,
+    )
+
+
 class _Clock:
     """A monotonic clock the test moves by hand."""
 
@@ -181,16 +197,7 @@ def test_a_blob_read_is_allowed_within_the_cache_window_only(tmp_path: Path) -> 
         store.grant("rita", "alpha", Role.READER)
         _, secret = store.create_token("rita")
         blob = store.blobs.put_bytes(b"weights")
-        store.create_model_version(
-            "m",
-            project="alpha",
-            digest=blob.digest,
-            size=blob.size,
-            format="opaque",
-            filename="m.bin",
-            actor="root",
-            **_NO_ORIGIN,
-        )
+        _register_blob(store, "m", "alpha", blob, "root")
         guard = Guard(store, enabled=True, cache_s=5.0, clock=clock)
         rita = guard.authenticate(f"Bearer {secret}")
         guard.check_blob(rita, blob.digest)  # model m names it
@@ -332,16 +339,7 @@ def test_sdk_writer_logs_and_registers_and_sees_the_right_errors(
     weights.write_bytes(b"\x00" * 64)
     store = lm.get_store()
     blob = store.blobs.put_file(weights)
-    version = store.create_model_version(
-        "alpha-model",
-        project="alpha",
-        digest=blob.digest,
-        size=blob.size,
-        format="opaque",
-        filename="w.bin",
-        actor="wanda",
-        **_NO_ORIGIN,
-    )
+    version = _register_blob(store, "alpha-model", "alpha", blob, "wanda")
     assert version.ref == "alpha-model@2"
     store.set_alias("alpha-model", "staging", 2, "wanda")
     with pytest.raises(NotFoundError, match="no role"):

@@ -47,28 +47,26 @@ def referenced_blobs(
     if not among or not digests:
         return set()
     projects = list(among)
-    a, r = t.artifacts.c, t.runs.c
-    mv, m = t.model_versions.c, t.models.c
-    dv, d = t.dataset_versions.c, t.datasets.c
+    a, mv, dv = t.artifacts.c, t.model_versions.c, t.dataset_versions.c
+    # (the column naming a blob, the table holding it, its join to a project's table)
+    namers = [
+        (a.digest, t.artifacts, t.runs, t.runs.c.id == a.run_id),
+        (mv.digest, t.model_versions, t.models, t.models.c.id == mv.model_id),
+        (dv.manifest_digest, t.dataset_versions, t.datasets, t.datasets.c.id == dv.dataset_id),
+        (dv.schema_digest, t.dataset_versions, t.datasets, t.datasets.c.id == dv.dataset_id),
+    ]
     found: set[str] = set()
     with read_tx(engine) as conn:
         for part in _parts(digests):
-            queries = [
-                sa.select(a.digest)
-                .join(t.runs, r.id == a.run_id)
-                .where(a.digest.in_(part), r.project_id.in_(projects)),
-                sa.select(mv.digest)
-                .join(t.models, m.id == mv.model_id)
-                .where(mv.digest.in_(part), m.project_id.in_(projects)),
-                sa.select(dv.manifest_digest)
-                .join(t.datasets, d.id == dv.dataset_id)
-                .where(dv.manifest_digest.in_(part), d.project_id.in_(projects)),
-                sa.select(dv.schema_digest)
-                .join(t.datasets, d.id == dv.dataset_id)
-                .where(dv.schema_digest.in_(part), d.project_id.in_(projects)),
-            ]
-            for q in queries:
-                found.update(str(x) for x in conn.execute(q.distinct()).scalars())
+            for column, table, owner, on in namers:
+                q = (
+                    sa.select(column)
+                    .select_from(table)
+                    .join(owner, on)
+                    .where(column.in_(part), owner.c.project_id.in_(projects))
+                    .distinct()
+                )
+                found.update(str(x) for x in conn.execute(q).scalars())
     return found
 
 
