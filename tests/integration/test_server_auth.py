@@ -18,8 +18,10 @@ import pytest
 import luminary as lm
 from luminary.auth import Role
 from luminary.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from luminary.registry.models import ModelVersion
+from luminary.store import Store
 from luminary.store._sql import SqlStore
-from luminary.store.blobs import hash_bytes
+from luminary.store.blobs import Blob, hash_bytes
 from luminary.tracking import set_store
 from tests.integration.luminary_server import serve_in_thread
 
@@ -141,20 +143,70 @@ def test_bad_tokens_are_401_saying_what_is_wrong(team: Team) -> None:
     assert f"token {revoked.id} was revoked" in with_header(f"Bearer {secret}")
 
 
+def _register_blob(store: Store, name: str, project: str, blob: Blob, actor: str) -> ModelVersion:
+    """A version of model ``name`` whose file is the stored ``blob`` (opaque bytes)."""
+    return store.create_model_version(
+        name,
+        project=project,
+        digest=blob.digest,
+        size=blob.size,
+        format="opaque",
+        filename="model.bin",
+        actor=actor,
+        **_NO_ORIGIN,
+    )
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_revoked_token_stops_working_within_the_cache_window(tmp_path: Path) -> None:
     from luminary.server._auth import Guard
 
     store = SqlStore(f"sqlite:///{tmp_path / 'luminary.db'}", str(tmp_path / "blobs"))
+    clock = _Clock()
     try:
         store.ensure_user("root", is_admin=True)
         token, secret = store.create_token("root")
-        guard = Guard(store, enabled=True, cache_s=0.2)
+        guard = Guard(store, enabled=True, cache_s=5.0, clock=clock)
         assert guard.authenticate(f"Bearer {secret}").user == "root"
         store.revoke_token(token.id)
+        clock.now += 4.9
         assert guard.authenticate(f"Bearer {secret}").user == "root"  # cached principal
-        time.sleep(0.25)
+        clock.now += 0.1
         with pytest.raises(AuthenticationError, match="revoked"):
             guard.authenticate(f"Bearer {secret}")
+    finally:
+        store.close()
+
+
+def test_a_blob_read_is_allowed_within_the_cache_window_only(tmp_path: Path) -> None:
+    from luminary.server._auth import Guard
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'luminary.db'}", str(tmp_path / "blobs"))
+    clock = _Clock()
+    try:
+        store.ensure_user("rita")
+        store.grant("rita", "alpha", Role.READER)
+        _, secret = store.create_token("rita")
+        blob = store.blobs.put_bytes(b"weights")
+        _register_blob(store, "m", "alpha", blob, "root")
+        guard = Guard(store, enabled=True, cache_s=5.0, clock=clock)
+        rita = guard.authenticate(f"Bearer {secret}")
+        guard.check_blob(rita, blob.digest)  # model m names it
+        store.delete_model("m", "root")
+        clock.now += 4.9
+        guard.check_blob(rita, blob.digest)  # the answer is reused within the window
+        clock.now += 0.1
+        with pytest.raises(NotFoundError, match="no run, model or dataset"):
+            guard.check_blob(rita, blob.digest)
     finally:
         store.close()
 
@@ -287,16 +339,7 @@ def test_sdk_writer_logs_and_registers_and_sees_the_right_errors(
     weights.write_bytes(b"\x00" * 64)
     store = lm.get_store()
     blob = store.blobs.put_file(weights)
-    version = store.create_model_version(
-        "alpha-model",
-        project="alpha",
-        digest=blob.digest,
-        size=blob.size,
-        format="onnx",
-        filename="w.bin",
-        actor="wanda",
-        **_NO_ORIGIN,
-    )
+    version = _register_blob(store, "alpha-model", "alpha", blob, "wanda")
     assert version.ref == "alpha-model@2"
     store.set_alias("alpha-model", "staging", 2, "wanda")
     with pytest.raises(NotFoundError, match="no role"):

@@ -67,6 +67,9 @@ class TestRestOverPostgresStore(StoreContract, RegistryContract, DatasetContract
     def store(self, postgres_store: SqlStore, tmp_path: Path) -> Iterator[Store]:
         yield from _rest_over(postgres_store, tmp_path)
 
+    def recorded_actor(self, given: str) -> str:
+        return current_actor()  # the server's own user, as in TestRestStore
+
     @pytest.fixture
     def backing_blobs(self, postgres_store: SqlStore) -> BlobStore:
         return _blobs_of(postgres_store)

@@ -186,6 +186,23 @@ def test_session_ids_with_path_characters_never_touch_files_outside(
     )
 
 
+def test_a_session_idle_past_its_time_to_live_is_swept_on_a_driven_clock(
+    url: str, tmp_path: Path
+) -> None:
+    from luminary.server._blobs import SESSION_TTL_S, sweep_uploads
+
+    data = os.urandom(2000)
+    upload_id = _open(url, data)
+    assert _put(url, upload_id, data[:1000], 0, 2000).status_code == 200
+    spool = tmp_path / "spool"
+    written = max(p.stat().st_mtime for p in spool.iterdir())
+    assert sweep_uploads(spool, now=written + SESSION_TTL_S - 1) == 0  # still within its day
+    assert httpx.get(f"{url}/api/v1/uploads/{upload_id}").json()["offset"] == 1000
+    assert sweep_uploads(spool, now=written + SESSION_TTL_S + 1) == 2  # part and sidecar
+    assert httpx.get(f"{url}/api/v1/uploads/{upload_id}").status_code == 404
+    assert list(spool.iterdir()) == []
+
+
 # -- (e) body limits and content types ---------------------------------------------------------
 def test_an_oversized_json_body_is_413_without_being_read(url: str) -> None:
     body = b'{"name": "' + b"x" * (128 << 10) + b'"}'

@@ -56,9 +56,18 @@ class AuthStore(abc.ABC):
         """``{version id: project id}`` of the dataset versions among ``ids`` that exist."""
 
     @abc.abstractmethod
-    def blob_referenced(self, digest: str, among: Collection[str]) -> bool:
-        """Whether a run artifact, model version, or dataset manifest or schema in one of the
-        projects ``among`` (ids) names the blob ``digest``."""
+    def referenced_blobs(self, digests: Collection[str], among: Collection[str]) -> set[str]:
+        """Those of ``digests`` that a run artifact, model version, or dataset manifest or
+        schema in one of the projects ``among`` (ids) names."""
+
+    @abc.abstractmethod
+    def record_upload(self, digest: str, user: str) -> None:
+        """Note that ``user`` uploaded bytes hashing to ``digest`` (durable; a user the store
+        does not know, such as the server's own when access control is off, is not noted)."""
+
+    @abc.abstractmethod
+    def uploaded_blobs(self, digests: Collection[str], user: str) -> set[str]:
+        """Those of ``digests`` whose bytes ``user`` has uploaded."""
 
     @abc.abstractmethod
     def copy_manifests(self, among: Collection[str]) -> list[tuple[str, str]]:

@@ -220,8 +220,14 @@ class SqlAuth(AuthStore):
     def dataset_version_projects(self, ids: Sequence[str]) -> dict[str, str]:
         return _refs.dataset_version_projects(self.engine, ids)
 
-    def blob_referenced(self, digest: str, among: Collection[str]) -> bool:
-        return _refs.blob_referenced(self.engine, digest, among)
+    def referenced_blobs(self, digests: Collection[str], among: Collection[str]) -> set[str]:
+        return _refs.referenced_blobs(self.engine, digests, among)
+
+    def record_upload(self, digest: str, user: str) -> None:
+        _refs.record_upload(self.engine, digest, user, _now_ms())
+
+    def uploaded_blobs(self, digests: Collection[str], user: str) -> set[str]:
+        return _refs.uploaded_blobs(self.engine, digests, user)
 
     def copy_manifests(self, among: Collection[str]) -> list[tuple[str, str]]:
         return _refs.copy_manifests(self.engine, among)

@@ -97,10 +97,7 @@ def register_model(
         size=blob.size,
         format=info.format,
         filename=file.name,
-        signature={
-            "inputs": [s.to_dict() for s in info.inputs],
-            "outputs": [s.to_dict() for s in info.outputs],
-        },
+        signature=info.signature(),
         metadata=metadata,
         source_run_id=run_id,
         parent=parent,

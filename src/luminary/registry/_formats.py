@@ -118,6 +118,13 @@ class ModelInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     executes_code: bool = False
 
+    def signature(self) -> dict[str, Any]:
+        """The signature recorded with a model version: its inputs and outputs."""
+        return {
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": self.format,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ def create_app(
     tmp_dir: str | Path | None = None,
     auth: bool = True,
     auth_cache_s: float | None = None,
+    auth_clock: Callable[[], float] | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``store``. Uploads are spooled to ``tmp_dir`` (default: the
     system's temporary folder) while they are hashed. The caller owns and closes ``store``.
@@ -39,7 +42,8 @@ def create_app(
     everyone as a server admin (for a loopback-only server) and answers only requests whose
     ``Host`` (and, on writes, ``Origin``) names this machine (:mod:`luminary.server._loopback`).
     Authenticated principals are reused for ``auth_cache_s`` seconds (default
-    :data:`~luminary.server._auth.CACHE_S`)."""
+    :data:`~luminary.server._auth.CACHE_S`), timed by ``auth_clock`` (default
+    ``time.monotonic``; tests drive their own)."""
     from luminary.server import _blobs, _datasets, _limits, _registry, _runs
     from luminary.server._auth import CACHE_S, Guard, current_principal
 
@@ -52,7 +56,12 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.store = store
-    guard = Guard(store, enabled=auth, cache_s=CACHE_S if auth_cache_s is None else auth_cache_s)
+    guard = Guard(
+        store,
+        enabled=auth,
+        cache_s=CACHE_S if auth_cache_s is None else auth_cache_s,
+        clock=time.monotonic if auth_clock is None else auth_clock,
+    )
     app.state.guard = guard
     install_error_handlers(app)
     app.add_middleware(_limits.BodyLimits)  # JSON body limit, content types (413/415)
@@ -65,7 +74,7 @@ def create_app(
     # Every API route authenticates, even one that names no role of its own.
     signed = [Depends(current_principal)]
     app.include_router(_runs.router(store, guard), prefix=API, dependencies=signed)
-    app.include_router(_registry.router(store, guard), prefix=API, dependencies=signed)
+    app.include_router(_registry.router(store, guard, spool), prefix=API, dependencies=signed)
     app.include_router(_datasets.router(store, guard), prefix=API, dependencies=signed)
     app.include_router(_blobs.router(store, spool, guard), prefix=API, dependencies=signed)
     from luminary.server import ui

@@ -28,8 +28,12 @@ Rules (team mode, ``create_app(..., auth=True)``):
 - A blob's bytes are read only through an object the caller may read: a run artifact, model
   version, dataset manifest or schema, or a file of a copy-mode dataset version in a project
   they have a role in names its digest (:mod:`luminary.server._blob_reads`); knowing a digest
-  is not enough. Asking whether a blob exists (``HEAD``) is open to writers as well, since an
-  upload of the same bytes would tell them; uploading needs ``writer`` in some project.
+  is not enough. Naming a blob in a write (artifacts, model versions, dataset versions and the
+  files of a copy-mode manifest) needs proof of possession: the caller may read the blob as
+  above or uploaded its bytes themselves; otherwise ``400`` says to upload it. Asking whether a
+  blob exists (``HEAD``, ``POST /uploads``) answers "yes" only to a caller who holds it, so
+  another project's digest costs one upload to use and tells nothing. Uploading needs
+  ``writer`` in some project.
 - A link to another object (a run's dataset inputs, a run's parent, a model version's source
   run and parent) needs ``reader`` in the linked object's project, checked like a read of it.
 - ``POST /runs/reap`` (touches every project) needs a server admin.
@@ -37,7 +41,8 @@ Rules (team mode, ``create_app(..., auth=True)``):
 Tokens are checked through the store's :meth:`~luminary.auth._base.AuthStore.authenticate`;
 the resulting principal is cached for :data:`CACHE_S` seconds keyed by the token's SHA-256, so
 a batch of metrics does not cost a database read. Hence a revoked (or expired) token, or a
-changed role, takes effect within :data:`CACHE_S` seconds, not instantly.
+changed role, takes effect within :data:`CACHE_S` seconds, not instantly. The caches are timed
+by the guard's ``clock`` (``time.monotonic`` unless a test drives another).
 """
 
 from __future__ import annotations
@@ -84,10 +89,18 @@ _WRITE_HINT = (
 class Guard:
     """Authentication (cached) and the project checks behind :func:`require`; one per app."""
 
-    def __init__(self, store: Store, *, enabled: bool, cache_s: float = CACHE_S) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        enabled: bool,
+        cache_s: float = CACHE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.enabled = enabled
         self.cache_s = cache_s
+        self.clock = clock
         # everyone, when access control is off: the server's own user (``LUMINARY_USER`` or
         # user@host), recorded as the actor of what they do
         self.local = Principal(current_actor(), is_admin=True)
@@ -99,7 +112,9 @@ class Guard:
             )
             raise InvalidArgumentError(msg)
         self.blob_reads = (
-            None if self._auth is None else BlobReads(store, self._auth, cache_s=cache_s)
+            None
+            if self._auth is None
+            else BlobReads(store, self._auth, cache_s=cache_s, clock=clock)
         )
         self._lock = threading.Lock()
         self._principals: dict[str, tuple[float, Principal]] = {}
@@ -123,7 +138,7 @@ class Guard:
             msg = "the Authorization header is not valid; send `Authorization: Bearer <token>`"
             raise AuthenticationError(msg)
         key = hashlib.sha256(secret.encode()).hexdigest()
-        now = time.monotonic()
+        now = self.clock()
         hit = self._principals.get(key)
         if hit is not None and now - hit[0] < self.cache_s:
             return hit[1]
@@ -192,12 +207,36 @@ class Guard:
         if self.enabled and self.blob_reads is not None:
             self.blob_reads.check(principal, digest)
 
-    def check_blob_exists(self, principal: Principal, digest: str) -> None:
-        """Asking whether a blob exists (and its size): a writer may, before an upload that
-        the server would skip anyway; anyone else needs :meth:`check_blob`."""
-        if principal.is_admin or any(r.allows(Role.WRITER) for r in principal.roles.values()):
+    def holds_blob(self, principal: Principal, digest: str) -> bool:
+        """Whether ``principal`` holds ``digest`` (may read it, or uploaded it): only they are
+        told that it exists (``HEAD``, ``POST /uploads``); anyone else uploads the bytes."""
+        if not self.enabled or principal.is_admin or self.blob_reads is None:
+            return True
+        return bool(self.blob_reads.held(principal, (digest,)))
+
+    def check_names_blobs(self, principal: Principal, what: str, digests: Iterable[str]) -> None:
+        """A write that names blobs (``what`` names the field): ``principal`` must hold each
+        one (:meth:`~luminary.server._blob_reads.BlobReads.check_held`); 400 otherwise."""
+        if self.enabled and self.blob_reads is not None and not principal.is_admin:
+            self.blob_reads.check_held(principal, what, list(dict.fromkeys(digests)))
+
+    def check_dataset_blobs(
+        self, principal: Principal, mode: str, manifest: str, schema: str | None
+    ) -> None:
+        """A dataset version names its manifest, its schema and, in copy mode, the files listed
+        in the manifest: ``principal`` must hold each one."""
+        if not self.enabled or self.blob_reads is None or principal.is_admin:
             return
-        self.check_blob(principal, digest)
+        named = [manifest] if schema is None else [manifest, schema]
+        self.check_names_blobs(principal, "the dataset version's manifest or schema", named)
+        if mode == "copy":
+            files = self.blob_reads.manifest_files(manifest)
+            self.check_names_blobs(principal, f"copy-mode manifest {manifest}", files)
+
+    def record_upload(self, principal: Principal, digest: str) -> None:
+        """``principal`` uploaded bytes that hash to ``digest``: from now on they hold it."""
+        if self.enabled and self._auth is not None:
+            self._auth.record_upload(digest, principal.user)
 
     def check_uploader(self, principal: Principal) -> None:
         """Uploading a blob: writer in some project."""

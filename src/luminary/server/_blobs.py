@@ -4,17 +4,23 @@
   BLAKE3 is not the digest in the URL is refused (400) and nothing is stored. A matching one is
   stored through the server's :class:`~luminary.store.BlobStore` (atomic, as always).
 - ``GET`` streams the stored bytes; the client verifies them against the digest as they come.
-- ``HEAD`` answers whether the blob exists and its size (``content-length``).
+- ``HEAD`` answers whether the blob exists and its size (``content-length``), to a caller who
+  holds it (:mod:`luminary.server._blob_reads`); to anyone else, ``404``.
 - ``POST /blobs/{digest}/verify`` re-hashes the stored bytes on the server: ``{"ok": bool}``.
 
-``GET`` and ``verify`` answer only a caller who may read an object that names the blob; ``HEAD``
-also a writer (:meth:`~luminary.server._auth.Guard.check_blob`).
+``GET`` and ``verify`` answer only a caller who may read an object that names the blob
+(:meth:`~luminary.server._auth.Guard.check_blob`). A stored upload (``PUT`` or a completed
+session) is recorded as the caller's: they hold the blob from then on and may name it in runs,
+models and datasets of their projects, even when the bytes were stored already.
 
 Resumable uploads (large files; the client uses them above a size threshold):
 
-- ``POST /uploads`` ``{digest, size}`` opens a session, or answers the one already open for that
-  digest with its current ``offset`` (so a restarted client resumes), or ``{"exists": true}``
-  when the blob is stored already. The session id is the digest itself: one session per blob.
+- ``POST /uploads`` ``{digest, size}`` opens a session, or answers the caller's one already open
+  for that digest with its current ``offset`` (so a restarted client resumes), or
+  ``{"exists": true}`` when the blob is stored already and the caller holds it. The session id
+  is the digest itself, and a session belongs to the caller who opened it: each caller has
+  their own for a blob, and another caller's session is not found (nobody completes an upload
+  with bytes someone else sent).
 - ``PUT /uploads/{id}`` appends a chunk at ``Content-Range: bytes START-END/TOTAL`` (or
   ``?offset=START``); a START other than the current offset is refused with ``409`` and
   ``details.offset``. An optional ``x-luminary-chunk-blake3`` header is checked when the chunk
@@ -24,7 +30,8 @@ Resumable uploads (large files; the client uses them above a size threshold):
   atomically, a mismatch drops the session (``400``). Nothing is visible in the blob store
   before that.
 
-Sessions are files in the server's upload folder (``<id>.part`` and ``<id>.json``), so they
+Sessions are files in the server's upload folder (``<id>.<owner>.part`` and ``.json``, where
+``<owner>`` is a hash of the caller's user name), so they
 survive a restart of the server (also a ``kill -9``: the offset is the size of the part file,
 whose bytes are a prefix of what the client sent). Sessions idle for :data:`SESSION_TTL_S`
 are swept when the server starts and hourly on ``POST /uploads``.
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -50,6 +58,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from luminary.auth.models import Principal
 from luminary.errors import InvalidArgumentError, NotFoundError
 from luminary.server._app import ok
 from luminary.server._auth import Caller, Guard
@@ -102,14 +111,16 @@ def router(store: Store, spool: Path, guard: Guard) -> APIRouter:
             await run_in_threadpool(blobs.put_file_as, tmp, digest, size)
         finally:
             Path(tmp).unlink(missing_ok=True)
+        await run_in_threadpool(guard.record_upload, caller, digest)
         return ok({"digest": digest, "size": size}, 201)
 
     @r.head("/blobs/{digest}")
     def head_blob(digest: str, caller: Caller) -> Response:
-        guard.check_blob_exists(caller, check_digest(digest))
+        check_digest(digest)
         # a blob that may have been written unverified and does not match is not there: the
-        # client then uploads it again, which replaces it
-        if not blobs.reusable(digest):
+        # client then uploads it again, which replaces it. To a caller who does not hold it,
+        # it is not there either: their upload proves they have the bytes.
+        if not guard.holds_blob(caller, digest) or not blobs.reusable(digest):
             msg = f"blob {digest} is not in the store at {blobs.url}"
             raise NotFoundError(msg)
         size = blobs.size(digest)
@@ -141,7 +152,8 @@ def router(store: Store, spool: Path, guard: Guard) -> APIRouter:
 
 # -- resumable upload sessions -------------------------------------------------------------
 class _Sessions:
-    """The session files under ``folder`` and one lock per session (this process)."""
+    """The session files under ``folder`` and one lock per session (this process). A session
+    is named by its id (the digest) and its owner (the user who opened it)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -157,62 +169,68 @@ class _Sessions:
             raise InvalidArgumentError(msg)
         return upload_id
 
-    def part(self, upload_id: str) -> Path:
-        return self.folder / f"{self.check_id(upload_id)}.part"
+    def stem(self, upload_id: str, owner: str) -> str:
+        return f"{self.check_id(upload_id)}.{hashlib.sha256(owner.encode()).hexdigest()[:16]}"
 
-    def meta_path(self, upload_id: str) -> Path:
-        return self.folder / f"{self.check_id(upload_id)}.json"
+    def part(self, upload_id: str, owner: str) -> Path:
+        return self.folder / f"{self.stem(upload_id, owner)}.part"
 
-    def meta(self, upload_id: str) -> dict[str, Any]:
+    def meta_path(self, upload_id: str, owner: str) -> Path:
+        return self.folder / f"{self.stem(upload_id, owner)}.json"
+
+    def meta(self, upload_id: str, owner: str) -> dict[str, Any]:
         meta: Any = None
         with contextlib.suppress(FileNotFoundError, ValueError):
-            meta = json.loads(self.meta_path(upload_id).read_text())
-        if not isinstance(meta, dict) or not self.part(upload_id).is_file():
+            meta = json.loads(self.meta_path(upload_id, owner).read_text())
+        if not isinstance(meta, dict) or not self.part(upload_id, owner).is_file():
             msg = (
-                f"no upload session {upload_id!r} (never opened, completed, dropped after a "
-                "hash mismatch, or swept after a day idle); open one with POST /uploads"
+                f"no upload session {upload_id!r} of yours (never opened, completed, dropped "
+                "after a hash mismatch, or swept after a day idle); open one with POST /uploads"
             )
             raise NotFoundError(msg)
         return meta
 
-    def offset(self, upload_id: str) -> int:
+    def offset(self, upload_id: str, owner: str) -> int:
         try:
-            return self.part(upload_id).stat().st_size
+            return self.part(upload_id, owner).stat().st_size
         except FileNotFoundError:
-            self.meta(upload_id)  # raises the not-found message
+            self.meta(upload_id, owner)  # raises the not-found message
             raise
 
-    def create(self, digest: str, size: int) -> None:
+    def create(self, digest: str, size: int, owner: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.part(digest).open("wb").close()
+        self.part(digest, owner).open("wb").close()
         meta = {"digest": digest, "size": size, "created": time.time()}
-        tmp = self.folder / f".{digest}.json.tmp"
+        tmp = self.folder / f".{self.stem(digest, owner)}.json.tmp"
         tmp.write_text(json.dumps(meta))
-        os.replace(tmp, self.meta_path(digest))
+        os.replace(tmp, self.meta_path(digest, owner))
 
-    def drop(self, upload_id: str) -> None:
-        self.meta_path(upload_id).unlink(missing_ok=True)
-        self.part(upload_id).unlink(missing_ok=True)
-        self.locks.pop(upload_id, None)
+    def drop(self, upload_id: str, owner: str) -> None:
+        self.meta_path(upload_id, owner).unlink(missing_ok=True)
+        self.part(upload_id, owner).unlink(missing_ok=True)
+        self.locks.pop(self.stem(upload_id, owner), None)
 
-    def lock(self, upload_id: str) -> asyncio.Lock:
-        return self.locks.setdefault(upload_id, asyncio.Lock())
+    def lock(self, upload_id: str, owner: str) -> asyncio.Lock:
+        return self.locks.setdefault(self.stem(upload_id, owner), asyncio.Lock())
 
-    def state(self, upload_id: str) -> dict[str, Any]:
-        meta = self.meta(upload_id)
+    def state(self, upload_id: str, owner: str) -> dict[str, Any]:
+        meta = self.meta(upload_id, owner)
         return {
             "id": upload_id,
             "digest": meta["digest"],
             "size": meta["size"],
-            "offset": self.offset(upload_id),
+            "offset": self.offset(upload_id, owner),
             "exists": False,
         }
 
 
-def sweep_uploads(folder: Path, older_than_s: float = SESSION_TTL_S) -> int:
+def sweep_uploads(
+    folder: Path, older_than_s: float = SESSION_TTL_S, *, now: float | None = None
+) -> int:
     """Remove upload sessions and spooled single uploads idle for ``older_than_s`` seconds
-    (by the last write); returns how many files were removed."""
-    cutoff = time.time() - older_than_s
+    (by the last write, against ``now``: wall-clock seconds, the current time unless given);
+    returns how many files were removed."""
+    cutoff = (time.time() if now is None else now) - older_than_s
     removed = 0
     try:
         entries = list(os.scandir(folder))
@@ -258,32 +276,33 @@ def _upload_routes(r: APIRouter, blobs: BlobStore, spool: Path, guard: Guard) ->
         if now - sessions.last_sweep > _SWEEP_EVERY_S:
             sessions.last_sweep = now
             await run_in_threadpool(sweep_uploads, spool)
-        if await run_in_threadpool(blobs.reusable, digest, body.size):
+        me = caller.user
+        if await run_in_threadpool(_stored_and_held, blobs, guard, caller, digest, body.size):
             size = body.size
             return answer(
                 {"id": None, "digest": digest, "size": size, "offset": size, "exists": True}
             )
-        async with sessions.lock(digest):
+        async with sessions.lock(digest, me):
             try:
-                state = sessions.state(digest)
+                state = sessions.state(digest, me)
             except NotFoundError:
                 state = None
             if state is not None and state["size"] == body.size:
                 return answer(state)
             # none yet, or one claiming another size for this digest: one of the two claims is
             # wrong, and the hash check on completion finds out which; start afresh.
-            sessions.create(digest, body.size)
-            return answer(sessions.state(digest), 201)
+            sessions.create(digest, body.size, me)
+            return answer(sessions.state(digest, me), 201)
 
     @r.get("/uploads/{upload_id}")
     def get_upload(upload_id: str, caller: Caller) -> Response:
         guard.check_uploader(caller)
-        return answer(sessions.state(upload_id))
+        return answer(sessions.state(upload_id, caller.user))
 
     @r.head("/uploads/{upload_id}")
     def head_upload(upload_id: str, caller: Caller) -> Response:
         guard.check_uploader(caller)
-        state = sessions.state(upload_id)
+        state = sessions.state(upload_id, caller.user)
         headers = {OFFSET_HEADER: str(state["offset"]), "upload-length": str(state["size"])}
         return Response(status_code=200, headers=headers)
 
@@ -292,19 +311,19 @@ def _upload_routes(r: APIRouter, blobs: BlobStore, spool: Path, guard: Guard) ->
         upload_id: str, request: Request, caller: Caller, offset: int | None = None
     ) -> Response:
         guard.check_uploader(caller)
-        meta = sessions.meta(upload_id)
+        meta = sessions.meta(upload_id, caller.user)
         size = int(meta["size"])
         start, end = _chunk_range(request.headers.get("content-range"), offset, size)
-        lock = sessions.lock(upload_id)
+        lock = sessions.lock(upload_id, caller.user)
         if lock.locked():
-            current = sessions.offset(upload_id)
+            current = sessions.offset(upload_id, caller.user)
             msg = (
                 f"upload session {upload_id} is receiving another chunk right now (offset "
                 f"{current}); ask GET /uploads/{upload_id} for the offset and send from there"
             )
             return _conflict(msg, current)
         async with lock:
-            current = sessions.offset(upload_id)
+            current = sessions.offset(upload_id, caller.user)
             if start != current:
                 msg = (
                     f"the chunk starts at byte {start} but upload session {upload_id} has "
@@ -312,7 +331,7 @@ def _upload_routes(r: APIRouter, blobs: BlobStore, spool: Path, guard: Guard) ->
                 )
                 return _conflict(msg, current)
             expected = request.headers.get(CHUNK_HASH_HEADER)
-            part = sessions.part(upload_id)
+            part = sessions.part(upload_id, caller.user)
             limit = (end + 1 if end is not None else size) - start
             with part.open("r+b") as out:
                 out.seek(start)
@@ -337,15 +356,15 @@ def _upload_routes(r: APIRouter, blobs: BlobStore, spool: Path, guard: Guard) ->
                     )
                     raise InvalidArgumentError(msg)
                 out.truncate(start + n)
-        return answer(sessions.state(upload_id))
+        return answer(sessions.state(upload_id, caller.user))
 
     @r.post("/uploads/{upload_id}/complete")
     async def complete_upload(upload_id: str, caller: Caller) -> Response:
         guard.check_uploader(caller)
-        async with sessions.lock(upload_id):
-            meta = sessions.meta(upload_id)
+        async with sessions.lock(upload_id, caller.user):
+            meta = sessions.meta(upload_id, caller.user)
             digest, size = str(meta["digest"]), int(meta["size"])
-            part = sessions.part(upload_id)
+            part = sessions.part(upload_id, caller.user)
             have = part.stat().st_size
             if have != size:
                 msg = (
@@ -355,7 +374,7 @@ def _upload_routes(r: APIRouter, blobs: BlobStore, spool: Path, guard: Guard) ->
                 return _conflict(msg, have)
             got = await run_in_threadpool(_hash_path, part)
             if got != digest:
-                sessions.drop(upload_id)
+                sessions.drop(upload_id, caller.user)
                 msg = (
                     f"the uploaded bytes hash to {got}, not to {digest} the session was opened "
                     "for; nothing was stored and the session was dropped. Upload the file again "
@@ -363,8 +382,17 @@ def _upload_routes(r: APIRouter, blobs: BlobStore, spool: Path, guard: Guard) ->
                 )
                 raise InvalidArgumentError(msg)
             await run_in_threadpool(blobs.put_file_as, part, digest, size)
-            sessions.drop(upload_id)
+            sessions.drop(upload_id, caller.user)
+        await run_in_threadpool(guard.record_upload, caller, digest)
         return ok({"digest": digest, "size": size}, 201)
+
+
+def _stored_and_held(
+    blobs: BlobStore, guard: Guard, caller: Principal, digest: str, size: int
+) -> bool:
+    """Whether an upload of ``digest`` can be skipped: stored whole, and ``caller`` holds it
+    (anyone else sends the bytes, which proves they have them)."""
+    return guard.holds_blob(caller, digest) and blobs.reusable(digest, size)
 
 
 class _TooLong(Exception):

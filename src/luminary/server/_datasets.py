@@ -36,6 +36,7 @@ def router(store: Store, guard: Guard) -> APIRouter:
         guard.check(caller, "project", body.project, Role.WRITER)
         if guard.project_of("dataset", name) is not None:  # a new version of an existing one
             guard.check(caller, "dataset", name, Role.WRITER)
+        guard.check_dataset_blobs(caller, body.mode, body.manifest_digest, body.schema_digest)
         version = store.create_dataset_version(
             name,
             project=body.project,

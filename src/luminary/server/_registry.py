@@ -3,21 +3,37 @@ aliases and their history, and ``/api/v1/events``.
 
 The actor recorded with a registration, an alias move or a deletion is always the caller's
 authenticated identity (:class:`~luminary.server._auth.Caller`), never a value from the request:
-an ``actor`` field or query parameter that an old client still sends is ignored."""
+an ``actor`` field or query parameter that an old client still sends is ignored.
+
+A registration is recorded as the server reads the file, not as the client describes it: the
+caller must hold the blob (uploaded it, or may read an object naming it), and the server
+inspects the stored bytes itself (:func:`luminary.registry.inspect_model` on a verified copy).
+A file that executes code on load is refused (400) unless the request opts in with
+``metadata.executes_code: true`` (what ``register_model(..., allow_pickle=True)`` sends); a file
+that is not in the declared ``format`` is refused too. The format, signature and metadata that
+the server read are the ones recorded."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from luminary.auth.models import Role
+from luminary.errors import InvalidArgumentError, NotFoundError
 from luminary.server._app import ok
 from luminary.server._auth import Caller, Guard, require
 from luminary.store._base import Store
 from luminary.store._wire import enc_event, enc_model, enc_move, enc_version
+from luminary.store.blobs import check_digest
+
+if TYPE_CHECKING:
+    from luminary.registry import ModelInfo
 
 __all__ = ["router"]
 
@@ -45,7 +61,7 @@ class AliasIn(BaseModel):
     version: int
 
 
-def router(store: Store, guard: Guard) -> APIRouter:
+def router(store: Store, guard: Guard, spool: Path) -> APIRouter:
     r = APIRouter()
     reads = [require(Role.READER, "model", "name")]
     writes = [require(Role.WRITER, "model", "name")]
@@ -82,15 +98,21 @@ def router(store: Store, guard: Guard) -> APIRouter:
             guard.check(caller, "run", body.source_run_id, Role.READER)
         if body.parent is not None:
             guard.check(caller, "model", body.parent, Role.READER)
+        guard.check_names_blobs(caller, "the model version", (check_digest(body.digest),))
+        info = _inspect_stored(store, body, spool)
+        metadata = {k: v for k, v in body.metadata.items() if k != "executes_code"}
+        metadata.update(info.metadata)
+        if info.executes_code:
+            metadata["executes_code"] = True  # opted in: the request said so
         version = store.create_model_version(
             name,
             project=body.project,
             digest=body.digest,
             size=body.size,
-            format=body.format,
+            format=info.format,
             filename=body.filename,
-            signature=body.signature,
-            metadata=body.metadata,
+            signature=info.signature() if info.inputs or info.outputs else body.signature,
+            metadata=metadata,
             source_run_id=body.source_run_id,
             parent=body.parent,
             description=body.description,
@@ -137,3 +159,45 @@ def router(store: Store, guard: Guard) -> APIRouter:
         return ok([enc_event(e) for e in guard.events(caller, after, limit, kinds)])
 
     return r
+
+
+_SUFFIX = re.compile(r"\.[A-Za-z0-9_-]{1,16}")
+
+
+def _inspect_stored(store: Store, body: VersionIn, spool: Path) -> ModelInfo:
+    """What the stored blob ``body.digest`` is, read by the server from a verified copy named
+    with the file name's extensions (they are hints to :func:`~luminary.registry.inspect_model`,
+    as on the client). Errors name the client's file name, not the copy."""
+    from luminary.registry import PickleNotAllowedError, inspect_model
+
+    name = PurePosixPath(body.filename).name
+    suffix = "".join(x for x in PurePosixPath(name).suffixes if _SUFFIX.fullmatch(x))
+    spool.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=spool, prefix="model-") as tmp:
+        path = Path(tmp) / f"model{suffix}"
+        try:
+            store.blobs.get_file(body.digest, path)
+        except NotFoundError:
+            msg = (
+                f"the model version names blob {body.digest}, which is not in the store; upload "
+                "the file first (register_model does both)"
+            )
+            raise InvalidArgumentError(msg) from None
+        held = path.stat().st_size
+        if held != body.size:
+            msg = (
+                f"the model version says its file is {body.size} bytes, but blob {body.digest} "
+                f"holds {held}; give the blob's size"
+            )
+            raise InvalidArgumentError(msg)
+        allow = body.metadata.get("executes_code") is True
+        try:
+            return inspect_model(path, allow_pickle=allow, format=body.format)
+        except PickleNotAllowedError as exc:
+            raise PickleNotAllowedError(_named(exc, path, name), exc.info) from None
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(_named(exc, path, name)) from None
+
+
+def _named(exc: Exception, copy: Path, name: str) -> str:
+    return str(exc).replace(repr(str(copy)), repr(name)).replace(str(copy), name)

@@ -246,8 +246,10 @@ def router(store: Store, guard: Guard) -> APIRouter:
 
     # -- artifacts, environment, inputs, models ----------------------------------------------
     @r.post("/runs/{run_id}/artifacts", dependencies=writes)
-    def add_artifacts(run_id: str, body: ArtifactsIn) -> Response:
-        store.add_artifacts(run_id, [dec_artifact(e) for e in body.entries])
+    def add_artifacts(run_id: str, body: ArtifactsIn, caller: Caller) -> Response:
+        entries = [dec_artifact(e) for e in body.entries]
+        guard.check_names_blobs(caller, "the artifact manifest", (e.digest for e in entries))
+        store.add_artifacts(run_id, entries)
         return Response(status_code=204)
 
     @r.get("/runs/{run_id}/artifacts", dependencies=reads)

@@ -32,7 +32,7 @@ from luminary.errors import (
 __all__ = ["HEAD_REVISION", "create_engine", "migrate", "next_version", "read_tx", "write_tx"]
 
 #: The newest migration; a test asserts it matches Alembic's head.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK_KEY = 0x4C554D494E  # "LUMIN"

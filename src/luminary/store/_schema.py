@@ -117,6 +117,7 @@ artifacts = sa.Table(
     sa.Column("path", sa.String(1024), primary_key=True),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Index(None, "digest"),  # who names a blob (the server's blob checks)
 )
 
 run_environment = sa.Table(
@@ -158,6 +159,7 @@ model_versions = sa.Table(
     sa.UniqueConstraint("model_id", "version"),
     sa.Index(None, "source_run_id"),
     sa.Index(None, "parent_id"),
+    sa.Index(None, "digest"),
 )
 
 model_aliases = sa.Table(
@@ -230,6 +232,8 @@ dataset_versions = sa.Table(
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("created_by", sa.String(200), nullable=False),
     sa.UniqueConstraint("dataset_id", "version"),
+    sa.Index(None, "manifest_digest"),
+    sa.Index(None, "schema_digest"),
 )
 
 run_inputs = sa.Table(
@@ -275,6 +279,18 @@ project_roles = sa.Table(
     sa.Column("user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("project_id", ID, sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("role", sa.String(16), nullable=False),
+)
+
+# who uploaded which blob's bytes (PUT /blobs, a completed upload session): proof that they hold
+# it, so that they may name it in a run, model or dataset of their projects. One row per user
+# and blob, kept while the user exists.
+blob_uploads = sa.Table(
+    "blob_uploads",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Index(None, "user_id"),
 )
 
 

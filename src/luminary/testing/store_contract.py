@@ -33,6 +33,7 @@ from luminary.errors import (
 )
 from luminary.registry.models import ModelVersion
 from luminary.store import ArtifactEntry, BlobStore, ParamValue, RunStatus, Store
+from luminary.store.blobs import hash_bytes
 
 __all__ = ["DatasetContract", "RegistryContract", "StoreContract"]
 
@@ -323,17 +324,19 @@ class StoreContract:
         assert store.blobs.verify(blob.digest) is False
 
 
-_D1 = "1" * 64
-_D2 = "2" * 64
+#: Model files the registry tests register, stored first: a server reads every file it is asked
+#: to register (opaque bytes, so there is no format to check).
+_FILES = {hash_bytes(data): data for data in (b"weights 1", b"weights 2", b"weights 3")}
+_D1, _D2, _D3 = _FILES
 
 
 def _register(store: Store, name: str = "jet-tagger", **kw: object) -> ModelVersion:
     args: dict[str, Any] = {
         "project": "cms-btag",
         "digest": _D1,
-        "size": 10,
-        "format": "onnx",
-        "filename": "model.onnx",
+        "size": None,
+        "format": "opaque",
+        "filename": "model.bin",
         "signature": {"inputs": []},
         "metadata": {},
         "source_run_id": None,
@@ -342,6 +345,11 @@ def _register(store: Store, name: str = "jet-tagger", **kw: object) -> ModelVers
         "actor": "alice@lxplus",
     }
     args.update(kw)
+    data = _FILES.get(args["digest"])
+    if data is not None:
+        store.blobs.put_bytes(data)
+    if args["size"] is None:
+        args["size"] = 10 if data is None else len(data)
     return store.create_model_version(name, **args)
 
 
@@ -457,7 +465,7 @@ class RegistryContract:
         assert alias_set.actor == self.recorded_actor("alice")
 
     def test_concurrent_alias_moves_all_land_in_history(self, store: Store) -> None:
-        for digest in (_D1, _D2, "3" * 64):
+        for digest in (_D1, _D2, _D3):
             _register(store, digest=digest)
         errors: list[BaseException] = []
 
