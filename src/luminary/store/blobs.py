@@ -583,16 +583,17 @@ def copy_verified(
     mismatch: Callable[[str, int], Exception],
 ) -> int:
     """:func:`write_verified` for an open local file: the kernel copies it
-    (``copy_file_range``, no bytes through Python) and the copy itself is then hashed from the
-    page cache (memory-mapped, on every core) before it is published, so what is published is
-    exactly what was verified. Same atomicity and errors as :func:`write_verified`."""
+    (``copy_file_range``) and the copy itself is then hashed from the page cache before it is
+    published, so what is published is exactly what was verified. Same atomicity and errors
+    as :func:`write_verified`."""
 
     def fill(out: BinaryIO, tmp: str) -> tuple[str, int]:
         n = _kernel_copy(src, out)
         out.flush()
         h = _hasher()
-        if n:
-            h.update_mmap(tmp)
+        with open(tmp, "rb") as copy:  # read, not mapped: a server's memory stays bounded
+            for chunk in file_chunks(copy):
+                h.update(chunk)
         return str(h.hexdigest()), n
 
     return _publish(dest, fill, digest, size, fsync, tmp_prefix, mismatch)
