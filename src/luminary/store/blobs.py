@@ -262,14 +262,13 @@ class BlobStore:
         fsync: bool,
         mismatch: Callable[[str, int], Exception],
     ) -> None:
-        """Copy ``src`` to the blob ``digest``, hashing as it goes, and publish it atomically
-        only if the bytes hash to ``digest`` and number ``size``; else raise ``mismatch(got,
-        got_size)`` and leave nothing (no blob, no temporary)."""
+        """Copy ``src`` to the blob ``digest`` and publish it atomically only if the bytes
+        written hash to ``digest`` and number ``size``; else raise ``mismatch(got, got_size)``
+        and leave nothing (no blob, no temporary)."""
         self._verified_since()  # the marker predates every blob written from now on
         final = self.key(digest)
         if self._local:
-            copy = copy_verified if _is_regular_file(src) else _write_chunks
-            copy(
+            copy_verified(
                 src,
                 final,
                 digest,
@@ -582,7 +581,7 @@ def copy_verified(
     tmp_prefix: str | None = None,
     mismatch: Callable[[str, int], Exception],
 ) -> int:
-    """:func:`write_verified` for an open local file: the kernel copies it
+    """:func:`write_verified` for an open file (or stream): the kernel copies a file
     (``copy_file_range``) and the copy itself is then hashed from the page cache before it is
     published, so what is published is exactly what was verified. Same atomicity and errors
     as :func:`write_verified`."""
@@ -600,13 +599,15 @@ def copy_verified(
 
 
 def _kernel_copy(src: BinaryIO, out: BinaryIO) -> int:
-    """Copy ``src`` from its position to ``out`` in the kernel; plain reads where the file
-    systems cannot (another kind of file, an old kernel)."""
+    """Copy ``src`` from its position to ``out`` in the kernel; plain reads where it cannot
+    (bytes in memory, a pipe, another kind of file system, an old kernel)."""
     n = 0
     try:
         while copied := os.copy_file_range(src.fileno(), out.fileno(), 1 << 30):
             n += copied
         return n
+    except io.UnsupportedOperation:  # no file behind it (bytes in memory)
+        pass
     except OSError as exc:
         if n or exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
             raise
@@ -650,34 +651,6 @@ def _publish(
             raise full from exc
         raise
     return n
-
-
-def _write_chunks(
-    src: BinaryIO,
-    dest: str | os.PathLike[str],
-    digest: str,
-    *,
-    size: int | None = None,
-    fsync: bool = False,
-    tmp_prefix: str | None = None,
-    mismatch: Callable[[str, int], Exception],
-) -> int:
-    return write_verified(
-        dest,
-        file_chunks(src),
-        digest,
-        size=size,
-        fsync=fsync,
-        tmp_prefix=tmp_prefix,
-        mismatch=mismatch,
-    )
-
-
-def _is_regular_file(src: BinaryIO) -> bool:
-    try:
-        return stat.S_ISREG(os.fstat(src.fileno()).st_mode)
-    except (OSError, io.UnsupportedOperation, AttributeError):
-        return False
 
 
 def _expect(
