@@ -20,6 +20,7 @@ from luminary.serving._grpc import build_server
 from luminary.serving._http import InferenceApp
 from luminary.serving._metrics import MetricsServer
 from luminary.serving._repository import ModelRepository
+from luminary.serving._workers import bind_port
 
 if TYPE_CHECKING:
     from luminary.energy import EnergyReport, Sampler
@@ -47,17 +48,7 @@ class ServeOptions:
 
 
 def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        msg = f"cannot listen on {host}:{port}: {exc.strerror}; choose another port"
-        raise InvalidArgumentError(msg) from exc
+    sock = bind_port(host, port, reuse_addr=True, reuse_port=reuse_port)
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock

@@ -27,34 +27,48 @@ from luminary.errors import InvalidArgumentError
 from luminary.serving._metrics import handler_for
 
 
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
+def bind_port(
+    host: str,
+    port: int,
+    *,
+    reuse_addr: bool,
+    reuse_port: bool,
+    flag: str = "",
+    fix: str = "choose another port",
+) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not listening); a port that cannot be bound is an
+    :class:`~luminary.errors.InvalidArgumentError` naming it, the option that set it
+    (``flag``) and ``fix``."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    if reuse_addr:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        where = f" ({flag})" if flag else ""
+        msg = f"cannot listen on {host}:{port}{where}: {exc.strerror}; {fix}"
+        raise InvalidArgumentError(msg) from exc
+    return sock
 
 
 def hold_port(host: str, port: int, flag: str) -> socket.socket:
     """A bound, not listening, SO_REUSEPORT socket on ``port`` (0: a free one), after checking
     that no other process holds it: only sockets that also set SO_REUSEPORT (the workers)
     can bind the port while it is held, and none of them without this check."""
-    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            msg = (
-                f"cannot listen on {host}:{port} ({flag}): {exc.strerror}; another process "
-                "holds the port. Stop it, or choose another port"
-            )
-            raise InvalidArgumentError(msg) from exc
+    # SO_REUSEADDR: a connection in TIME_WAIT is no owner
+    with bind_port(
+        host,
+        port,
+        reuse_addr=True,
+        reuse_port=False,
+        flag=flag,
+        fix="another process holds the port. Stop it, or choose another port",
+    ) as probe:
         port = int(probe.getsockname()[1])
-    held = socket.socket(_family(host), socket.SOCK_STREAM)
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        held.bind((host, port))
-    except OSError as exc:
-        held.close()
-        msg = f"cannot listen on {host}:{port} ({flag}): {exc.strerror}; choose another port"
-        raise InvalidArgumentError(msg) from exc
-    return held
+    return bind_port(host, port, reuse_addr=False, reuse_port=True, flag=flag)
 
 
 def watch_parent(stream: BinaryIO) -> threading.Thread:
