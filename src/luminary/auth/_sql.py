@@ -6,12 +6,12 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from luminary._clock import now_ms
 from luminary._ids import new_id
 from luminary.auth import _refs
 from luminary.auth._base import AuthStore
@@ -38,10 +38,6 @@ _TOKEN = re.compile(r"^lum_([0-9a-z]{16})_([0-9a-f]{64})$")
 _TOUCH_EVERY_MS = 60_000  # last_used is refreshed at most once a minute per token
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -59,7 +55,7 @@ class SqlAuth(AuthStore):
             "id": new_id(),
             "name": name,
             "is_admin": is_admin,
-            "created_ms": _now_ms(),
+            "created_ms": now_ms(),
         }
         try:
             with write_tx(self.engine) as conn:
@@ -114,7 +110,7 @@ class SqlAuth(AuthStore):
             raise InvalidArgumentError(msg)
         token_id = new_id()
         secret = f"{TOKEN_PREFIX}{token_id}_{secrets.token_hex(32)}"
-        now = _now_ms()
+        now = now_ms()
         expires = None if expires_in_s is None else now + int(expires_in_s * 1000)
         with write_tx(self.engine) as conn:
             row = self._user_row(conn, user)
@@ -153,7 +149,7 @@ class SqlAuth(AuthStore):
                 t.tokens.update()
                 .where(k.id == token_id)
                 .where(k.revoked_ms.is_(None))
-                .values(revoked_ms=_now_ms())
+                .values(revoked_ms=now_ms())
             )
             if done.rowcount == 0:
                 exists = conn.execute(sa.select(k.id).where(k.id == token_id)).first()
@@ -172,7 +168,7 @@ class SqlAuth(AuthStore):
             )
             raise AuthenticationError(msg)
         token_id = match.group(1)
-        now = _now_ms()
+        now = now_ms()
         with read_tx(self.engine) as conn:
             row = conn.execute(
                 sa.select(t.tokens, t.users.c.name, t.users.c.is_admin)
@@ -204,7 +200,7 @@ class SqlAuth(AuthStore):
 
     def has_admin_token(self) -> bool:
         k, u = t.tokens.c, t.users.c
-        now = _now_ms()
+        now = now_ms()
         with read_tx(self.engine) as conn:
             found = conn.execute(
                 sa.select(k.id)
@@ -224,7 +220,7 @@ class SqlAuth(AuthStore):
         return _refs.referenced_blobs(self.engine, digests, among)
 
     def record_upload(self, digest: str, user: str) -> None:
-        _refs.record_upload(self.engine, digest, user, _now_ms())
+        _refs.record_upload(self.engine, digest, user, now_ms())
 
     def uploaded_blobs(self, digests: Collection[str], user: str) -> set[str]:
         return _refs.uploaded_blobs(self.engine, digests, user)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from luminary._clock import now_ms
 from luminary._bounds import check_int
 from luminary._ids import new_id
 from luminary.datasets._base import DatasetStore
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["SqlDatasets"]
 
 _RETRIES = 5
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class SqlDatasets(DatasetStore):
@@ -81,7 +77,7 @@ class SqlDatasets(DatasetStore):
                                 "project_id": proj.id,
                                 "name": name,
                                 "description": "",
-                                "created_ms": _now_ms(),
+                                "created_ms": now_ms(),
                             },
                         )
                     number = next_version(conn, v.version, v.dataset_id, dataset_id)
@@ -96,7 +92,7 @@ class SqlDatasets(DatasetStore):
                         "file_count": file_count,
                         "total_bytes": total_bytes,
                         "message": message,
-                        "created_ms": _now_ms(),
+                        "created_ms": now_ms(),
                         "created_by": actor,
                     }
                     conn.execute(t.dataset_versions.insert(), row)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from luminary._clock import now_ms
 from luminary._bounds import INT32_MAX, check_int
 from luminary._ids import new_id
 from luminary.errors import AlreadyExistsError, InvalidStateError, NotFoundError, nearest
@@ -35,10 +35,6 @@ __all__ = ["SqlRegistry", "insert_event"]
 _RETRIES = 5
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def insert_event(
     conn: sa.Connection, kind: str, subject: str, payload: Mapping[str, Any], actor: str
 ) -> None:
@@ -49,7 +45,7 @@ def insert_event(
             "subject": subject,
             "payload": json.dumps(payload, sort_keys=True),
             "actor": actor,
-            "at_ms": _now_ms(),
+            "at_ms": now_ms(),
         },
     )
 
@@ -72,7 +68,7 @@ class SqlRegistry(RegistryStore):
             "project_id": proj.id,
             "name": name,
             "description": description,
-            "created_ms": _now_ms(),
+            "created_ms": now_ms(),
         }
         try:
             with write_tx(self.engine) as conn:
@@ -151,7 +147,7 @@ class SqlRegistry(RegistryStore):
                         "metrics": json.dumps(metrics or {}),
                         "parent_id": parent_id,
                         "description": description,
-                        "created_ms": _now_ms(),
+                        "created_ms": now_ms(),
                         "created_by": actor,
                     }
                     conn.execute(t.model_versions.insert(), row)
@@ -284,7 +280,7 @@ class SqlRegistry(RegistryStore):
         new: int | None,
         actor: str,
     ) -> AliasMove:
-        at = _now_ms()
+        at = now_ms()
         conn.execute(
             t.alias_history.insert(),
             {
@@ -358,7 +354,7 @@ class SqlRegistry(RegistryStore):
                 "project_id": project_id,
                 "name": name,
                 "description": "",
-                "created_ms": _now_ms(),
+                "created_ms": now_ms(),
             },
         )
         return model_id

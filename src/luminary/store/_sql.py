@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from luminary._clock import now_ms
 from luminary._ids import CANDIDATES, ambiguous_prefix, new_id
 from luminary.auth._sql import SqlAuth
 from luminary.datasets._sql import SqlDatasets
@@ -57,10 +58,6 @@ _PRUNE_EVERY = 50  # a run's batch ids are pruned every this many of its writes
 _BATCH_SWEEP_EVERY_S = 600.0
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
     """A Store on SQLAlchemy: ``sqlite:///path`` or ``postgresql+psycopg://…``."""
 
@@ -94,7 +91,7 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
     # -- projects --------------------------------------------------------------------------
     def create_project(self, name: str, description: str = "") -> Project:
         check_project_name(name)
-        row = {"id": new_id(), "name": name, "description": description, "created_ms": _now_ms()}
+        row = {"id": new_id(), "name": name, "description": description, "created_ms": now_ms()}
         try:
             with write_tx(self.engine) as conn:
                 conn.execute(t.projects.insert(), row)
@@ -136,7 +133,7 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
         start_ms: int | None = None,
     ) -> Run:
         proj = self.ensure_project(project)
-        start = _now_ms() if start_ms is None else check_int("start_ms", start_ms, low=0)
+        start = now_ms() if start_ms is None else check_int("start_ms", start_ms, low=0)
         run_id = new_id(start)
         run_name = name if name is not None else _default_name(run_id)
         if not isinstance(run_name, str) or not 0 < len(run_name) <= 256:
@@ -214,10 +211,10 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
         status = RunStatus(status)
         values: dict[str, Any] = {"status": status.value}
         if status.is_terminal:
-            values["end_ms"] = _now_ms() if end_ms is None else check_int("end_ms", end_ms, low=0)
+            values["end_ms"] = now_ms() if end_ms is None else check_int("end_ms", end_ms, low=0)
         else:
             values["end_ms"] = None
-            values["heartbeat_ms"] = _now_ms()
+            values["heartbeat_ms"] = now_ms()
         with write_tx(self.engine) as conn:
             done = conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
             if done.rowcount == 0:  # a prefix, or an unknown id (which raises here)
@@ -237,7 +234,7 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
 
     def reap_stale_runs(self, now_ms: int | None = None) -> int:
         cutoff = (
-            _now_ms() if now_ms is None else check_int("now_ms", now_ms)
+            now_ms() if now_ms is None else check_int("now_ms", now_ms)
         ) - self.stale_after_ms
         stale = (t.runs.c.status == RunStatus.RUNNING.value) & (t.runs.c.heartbeat_ms < cutoff)
         with read_tx(self.engine) as conn:
@@ -346,7 +343,7 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
                         "run_id": run_id,
                         "batch_id": batch_id,
                         "remap": json.dumps(remap),
-                        "at_ms": _now_ms(),
+                        "at_ms": now_ms(),
                     },
                 )
         except sa.exc.IntegrityError:
@@ -395,7 +392,7 @@ class SqlStore(SqlRegistry, SqlDatasets, SqlAuth, Store):
                 )
                 conn.execute(b.delete().where(b.c.run_id == run_id).where(b.c.at_ms < cutoff))
             if sweep:
-                conn.execute(b.delete().where(b.c.at_ms < _now_ms() - BATCH_TTL_MS))
+                conn.execute(b.delete().where(b.c.at_ms < now_ms() - BATCH_TTL_MS))
 
     def _write_metrics(
         self,
