@@ -167,7 +167,7 @@ def many_clients(url: str, clients: int, seconds: float, rate: float) -> dict[st
 
 def big_artifact(url: str, gib: float, server: psutil.Process, tmp: Path) -> dict[str, Any]:
     import luminary as lm
-    from luminary.store.blobs import hash_file
+    from luminary.storage.blobs import hash_file
 
     path = tmp / "model.bin"
     chunk = os.urandom(8 << 20)

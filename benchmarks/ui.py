@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from luminary.store import SqlStore
-from luminary.store.models import RunStatus
+from luminary.tracking.models import RunStatus
 
 console = Console()
 PROJECT = "bench"

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from luminary.store._schema import metadata
-from luminary.store._sql import SqlStore
-from luminary.tracking import set_store
+from luminary.storage.schema import metadata
+from luminary.store import SqlStore, set_store
 from tests._components import require, required
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from luminary import _current
 from luminary.errors import (
     AlreadyExistsError,
     BackendUnavailableError,
@@ -45,14 +46,14 @@ _LAZY = {
     "download_artifacts": "luminary.tracking",
     "get_metric_history": "luminary.tracking",
     "get_run": "luminary.tracking",
-    "get_store": "luminary.tracking",
+    "get_store": "luminary.store",
     "list_artifacts": "luminary.tracking",
     "list_projects": "luminary.tracking",
     "log": "luminary.tracking",
     "log_artifact": "luminary.tracking",
     "log_params": "luminary.tracking",
     "search_runs": "luminary.tracking",
-    "set_store": "luminary.tracking",
+    "set_store": "luminary.store",
     "set_tags": "luminary.tracking",
     "start_run": "luminary.tracking",
     "Run": "luminary.store",
@@ -92,9 +93,9 @@ if TYPE_CHECKING:
     from luminary import energy as energy
     from luminary.config import Settings as Settings
     from luminary.lineage import lineage as lineage
-    from luminary.registry._api import LocalModel as LocalModel
-    from luminary.registry._api import get_model as get_model
-    from luminary.registry._api import register_model as register_model
+    from luminary.registry import LocalModel as LocalModel
+    from luminary.registry import get_model as get_model
+    from luminary.registry import register_model as register_model
     from luminary.store import (
         ArtifactEntry as ArtifactEntry,
     )
@@ -114,7 +115,13 @@ if TYPE_CHECKING:
         Store as Store,
     )
     from luminary.store import (
+        get_store as get_store,
+    )
+    from luminary.store import (
         open_store as open_store,
+    )
+    from luminary.store import (
+        set_store as set_store,
     )
     from luminary.tracking import (
         ActiveRun as ActiveRun,
@@ -135,9 +142,6 @@ if TYPE_CHECKING:
         get_run as get_run,
     )
     from luminary.tracking import (
-        get_store as get_store,
-    )
-    from luminary.tracking import (
         list_artifacts as list_artifacts,
     )
     from luminary.tracking import (
@@ -156,14 +160,20 @@ if TYPE_CHECKING:
         search_runs as search_runs,
     )
     from luminary.tracking import (
-        set_store as set_store,
-    )
-    from luminary.tracking import (
         set_tags as set_tags,
     )
     from luminary.tracking import (
         start_run as start_run,
     )
+
+
+def _open_store() -> Store:
+    from luminary.store import open_store
+
+    return open_store()
+
+
+_current.install_opener(_open_store)
 
 
 def __getattr__(name: str) -> Any:

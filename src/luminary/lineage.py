@@ -8,11 +8,14 @@ parent chain to the run that trained the original.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from luminary.datasets.models import DatasetVersion
 from luminary.registry.models import ModelVersion
-from luminary.store import Run, Store
+from luminary.tracking import Run
+
+if TYPE_CHECKING:
+    from luminary.store import Store
 
 __all__ = ["Lineage", "lineage"]
 
@@ -42,7 +45,7 @@ class Lineage:
 
 def lineage(ref: str, store: Store | None = None) -> Lineage:
     if store is None:
-        from luminary.tracking import get_store
+        from luminary._current import get_store
 
         store = get_store()
     version = store.get_model_version(ref)

@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from luminary.auth.models import Role
 from luminary.server import create_app
-from luminary.store._sql import SqlStore
+from luminary.store import SqlStore
 
 _HOME = tempfile.TemporaryDirectory(prefix="luminary-fuzz-")  # removed when the run ends
 _TOKENS: dict[str, str] = {}

@@ -9,7 +9,7 @@ import pytest
 
 from luminary.auth import Role
 from luminary.errors import AlreadyExistsError, AuthenticationError, NotFoundError
-from luminary.store._sql import SqlStore
+from luminary.store import SqlStore
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

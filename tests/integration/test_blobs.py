@@ -31,8 +31,8 @@ from luminary.errors import (
     MissingDependencyError,
     NotFoundError,
 )
-from luminary.store import blobs as blobs_module
-from luminary.store.blobs import VERIFIED_SINCE, Blob, BlobStore, hash_bytes
+from luminary.storage import blobs as blobs_module
+from luminary.storage.blobs import VERIFIED_SINCE, Blob, BlobStore, hash_bytes
 from tests._components import require
 from tests.integration.remote_servers import (
     S3Server,
@@ -329,7 +329,7 @@ def test_large_file_round_trip_is_streamed(
 # -- killed writers, temporaries ----------------------------------------------------------------
 _SLOW_CHILD = r"""
 import json, sys, time
-from luminary.store import blobs
+from luminary.storage import blobs
 
 url, path, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 real = blobs._hasher

@@ -17,11 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 import luminary as lm
-from luminary.store import RunStatus
-from luminary.store._engine import HEAD_REVISION, current_revision
-from luminary.store._schema import metadata
-from luminary.store._sql import SqlStore
-from luminary.tracking import set_store
+from luminary.storage.engine import HEAD_REVISION, current_revision
+from luminary.storage.schema import metadata
+from luminary.store import RunStatus, SqlStore, set_store
 from tests._records import own
 
 CHILD_TIMEOUT_S = 60

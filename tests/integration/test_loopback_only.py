@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from luminary.store._sql import SqlStore
+from luminary.store import SqlStore
 from tests.integration.luminary_server import serve_in_thread
 
 httpx = pytest.importorskip("httpx", reason="the remote extra (luminary[remote]) is not installed")

@@ -11,8 +11,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from luminary.store import _engine
-from luminary.store._schema import metadata
+from luminary.storage import engine as _engine
+from luminary.storage.schema import metadata
 
 
 def test_head_revision_constant_matches_alembic() -> None:

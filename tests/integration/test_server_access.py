@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from luminary.auth import Role
-from luminary.store._sql import SqlStore
-from luminary.store.blobs import hash_bytes
+from luminary.storage.blobs import hash_bytes
+from luminary.store import SqlStore
 from tests.integration.luminary_server import serve_in_thread
 from tests.integration.test_server_auth import _NO_ORIGIN, Team, _error, team  # noqa: F401 - the fixture
 

@@ -19,10 +19,8 @@ import luminary as lm
 from luminary.auth import Role
 from luminary.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from luminary.registry.models import ModelVersion
-from luminary.store import Store
-from luminary.store._sql import SqlStore
-from luminary.store.blobs import Blob, hash_bytes
-from luminary.tracking import set_store
+from luminary.storage.blobs import Blob, hash_bytes
+from luminary.store import SqlStore, Store, set_store
 from tests.integration.luminary_server import serve_in_thread
 
 httpx = pytest.importorskip("httpx", reason="the remote extra (luminary[remote]) is not installed")
@@ -321,10 +319,10 @@ def sdk_as(team: Team, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def _drop_store() -> None:
-    from luminary.tracking import _api
+    from luminary import _current
 
-    if _api._store is not None:
-        _api._store.close()
+    if _current._store is not None:
+        _current._store.close()
     set_store(None)
 
 

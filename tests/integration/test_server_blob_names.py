@@ -15,8 +15,8 @@ import pytest
 
 import luminary as lm
 from luminary.errors import InvalidArgumentError
+from luminary.storage.blobs import hash_bytes
 from luminary.store import ArtifactEntry
-from luminary.store.blobs import hash_bytes
 from tests.integration.luminary_server import serve_in_thread
 from tests.integration.test_server_auth import (  # noqa: F401 - the fixtures
     _NO_ORIGIN,

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from luminary._actor import current_actor
-from luminary.store import BlobStore, Store
-from luminary.store._sql import SqlStore
+from luminary.store import BlobStore, SqlStore, Store
 from luminary.testing.input_contract import BadInputContract
 from luminary.testing.store_contract import DatasetContract, RegistryContract, StoreContract
 from tests.integration.luminary_server import serve_in_thread

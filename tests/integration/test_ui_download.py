@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from luminary.server.ui._download import VERIFY_FIRST_BYTES
-from luminary.store._sql import SqlStore
-from luminary.store.models import ArtifactEntry
+from luminary.store import SqlStore
+from luminary.tracking.models import ArtifactEntry
 from tests.integration.luminary_server import serve_in_thread
 
 httpx = pytest.importorskip("httpx", reason="the remote extra (luminary[remote]) is not installed")

@@ -19,10 +19,8 @@ from typing import Any
 import pytest
 
 import luminary as lm
-from luminary.store import BlobStore
-from luminary.store._sql import SqlStore
-from luminary.store.blobs import hash_bytes, hash_file
-from luminary.tracking import set_store
+from luminary.storage.blobs import hash_bytes, hash_file
+from luminary.store import BlobStore, SqlStore, set_store
 from tests.integration.luminary_server import serve_in_thread
 
 httpx = pytest.importorskip("httpx", reason="the remote extra (luminary[remote]) is not installed")

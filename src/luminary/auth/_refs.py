@@ -12,8 +12,8 @@ from collections.abc import Collection, Iterator, Sequence
 
 import sqlalchemy as sa
 
-from luminary.store import _schema as t
-from luminary.store._engine import read_tx, write_tx
+from luminary.storage import schema as t
+from luminary.storage.engine import read_tx, write_tx
 
 __all__ = [
     "copy_manifests",

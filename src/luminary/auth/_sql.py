@@ -1,4 +1,4 @@
-"""Access control on SQL (mixed into :class:`luminary.store.SqlStore`)."""
+"""Access control on SQL: auth's part of :class:`luminary.store.SqlStore`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from luminary._clock import now_ms
+from luminary._clock import from_ms, now_ms, utc
 from luminary._ids import new_id
-from luminary.auth import _refs
-from luminary.auth._base import AuthStore
+from luminary.auth import AuthStore, _refs
 from luminary.auth.models import Principal, Role, Token, User
 from luminary.errors import (
     AlreadyExistsError,
@@ -23,13 +22,12 @@ from luminary.errors import (
     NotFoundError,
     nearest,
 )
-from luminary.registry.models import check_name
-from luminary.store import _schema as t
-from luminary.store._engine import read_tx, write_tx
-from luminary.store.models import from_ms, utc
+from luminary.names import check_name
+from luminary.storage import schema as t
+from luminary.storage.engine import read_tx, write_tx
 
 if TYPE_CHECKING:
-    from luminary.store.models import Project
+    from luminary.tracking import SqlTracking
 
 __all__ = ["SqlAuth", "TOKEN_PREFIX"]
 
@@ -43,11 +41,11 @@ def _sha256(secret: str) -> str:
 
 
 class SqlAuth(AuthStore):
-    engine: sa.Engine
+    """Users, tokens and roles on SQLAlchemy. Projects are ``runs``'s, created on first use."""
 
-    if TYPE_CHECKING:
-
-        def ensure_project(self, name: str) -> Project: ...
+    def __init__(self, engine: sa.Engine, runs: SqlTracking) -> None:
+        self.engine = engine
+        self._runs = runs
 
     def create_user(self, name: str, *, is_admin: bool = False) -> User:
         check_name("user", name)
@@ -90,7 +88,7 @@ class SqlAuth(AuthStore):
 
     def grant(self, user: str, project: str, role: Role) -> None:
         role = Role(role)
-        proj = self.ensure_project(project)
+        proj = self._runs.ensure_project(project)
         with write_tx(self.engine) as conn:
             row = self._user_row(conn, user)
             r = t.project_roles.c

@@ -12,8 +12,7 @@ from luminary.cli._output import OUTPUT, Output, emit_json, err, new_table, out
 from luminary.cli._output import out as default_out
 
 if TYPE_CHECKING:
-    from luminary.energy._cost import CostReport, EnergyTotals
-    from luminary.energy._prices import PriceSheet
+    from luminary.costs import CostReport, EnergyTotals, PriceSheet
 
 app = typer.Typer(help="Energy, CO2e and cost of runs and models, on-premises vs cloud.")
 
@@ -45,7 +44,7 @@ def report(
 ) -> None:
     """GPU-hours, kWh, CO2e and cost of the selected runs, per option of the price sheet,
     with every assumption listed. Estimated energy is marked ~ and never mixed silently."""
-    from luminary.energy._cost import cost_report
+    from luminary.costs import cost_report
 
     result = cost_report(project=project, since=since, model=model, prices=prices)
     if output is Output.json:
@@ -57,7 +56,7 @@ def report(
 @app.command("prices")
 def show_prices(prices: Annotated[Path | None, PRICES] = None, output: Output = OUTPUT) -> None:
     """The price sheet in use and where each value comes from."""
-    from luminary.energy._prices import load_prices
+    from luminary.costs import load_prices
 
     sheet = load_prices(prices)
     if output is Output.json:
@@ -101,7 +100,7 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing sheet.")] = False,
 ) -> None:
     """Write the example price sheet, with comments, for you to edit."""
-    from luminary.energy._prices import write_example
+    from luminary.costs import write_example
 
     path = write_example(prices, force=force)
     err.print(f"wrote {path}; every number in it is an example: replace them with yours")
@@ -137,7 +136,7 @@ def joules_text(j: float) -> str:
 
 
 def _by_source(totals: EnergyTotals, measured: bool) -> str:
-    from luminary.energy._cost import is_measured
+    from luminary.costs import is_measured
 
     parts = [
         f"{source}: " + ", ".join(f"{d} {joules_text(j)}" for d, j in sorted(devices.items()))

@@ -20,7 +20,7 @@ from rich.progress import (
 
 from luminary.cli._output import OUTPUT, Output, emit_json, err, fmt_time, new_table, out
 from luminary.cli.runs import _size
-from luminary.datasets._manifest import Change
+from luminary.datasets import Change
 
 app = typer.Typer(help="Versioned datasets: manifests of content hashes, with schemas.")
 
@@ -68,7 +68,7 @@ def add(
 ) -> None:
     """Create the next version of NAME: hash every file (unchanged ones cost one stat), read
     the schemas of ROOT, Parquet and HDF5 files, and store or reference the files."""
-    from luminary.datasets._api import add as add_version
+    from luminary.datasets import add as add_version
 
     with _progress("hashing") as update:
         stats = add_version(
@@ -158,7 +158,7 @@ def get(
     import itertools
 
     import luminary as lm
-    from luminary.datasets._api import files, schemas
+    from luminary.datasets import files, schemas
 
     version = lm.get_store().get_dataset_version(ref)
     described = schemas(version)
@@ -220,7 +220,7 @@ def diff(
     output: Output = OUTPUT,
 ) -> None:
     """Files added, removed and modified between two versions (streamed)."""
-    from luminary.datasets._api import diff as diff_versions
+    from luminary.datasets import diff as diff_versions
 
     shown: list[Change] = []
     counts = {"added": 0, "removed": 0, "modified": 0}
@@ -274,7 +274,7 @@ def verify(
 ) -> None:
     """Re-hash every file; report missing files, changed sizes and flipped bytes by path."""
     import luminary as lm
-    from luminary.datasets._api import verify as verify_version
+    from luminary.datasets import verify as verify_version
 
     version = lm.get_store().get_dataset_version(ref)
     with _progress("verifying", total=version.total_bytes) as update:
@@ -316,7 +316,7 @@ def checkout(
 ) -> None:
     """Write a version's files into DEST, verified; files already right are kept."""
     import luminary as lm
-    from luminary.datasets._api import checkout as do_checkout
+    from luminary.datasets import checkout as do_checkout
 
     version = lm.get_store().get_dataset_version(ref)
     with _progress("checking out", total=version.total_bytes) as update:

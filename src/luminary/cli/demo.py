@@ -24,7 +24,7 @@ def demo(
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from luminary.cli._output import out
-    from luminary.demo._job import DemoConfig, run_demo
+    from luminary.demo import DemoConfig, run_demo
 
     try:
         widths = tuple(int(h) for h in hidden.split(","))

@@ -46,7 +46,7 @@ def register(
     output: Output = OUTPUT,
 ) -> None:
     """Register a model file as the next version of NAME."""
-    from luminary.registry._api import register_model
+    from luminary.registry import register_model
 
     version = register_model(
         name,
@@ -73,7 +73,7 @@ def list_models(
     output: Output = OUTPUT,
 ) -> None:
     """List models with their latest version and aliases."""
-    from luminary.registry._api import list_models as _list
+    from luminary.registry import list_models as _list
 
     models = _list(project)
     if output is Output.json:
@@ -141,7 +141,7 @@ def versions(
     output: Output = OUTPUT,
 ) -> None:
     """Every version of a model."""
-    from luminary.registry._api import list_model_versions
+    from luminary.registry import list_model_versions
 
     rows = list_model_versions(name)
     if output is Output.json:
@@ -179,7 +179,7 @@ def download(
     dest: Annotated[Path, typer.Option("--dest", "-d", help="File or folder.")] = Path("."),
 ) -> None:
     """Fetch a version's file, verified against its hash."""
-    from luminary.registry._api import get_model
+    from luminary.registry import get_model
 
     local = get_model(ref, dest=dest)
     err.print(f"wrote {local.path} ({local.ref})")
@@ -191,7 +191,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Delete a model version (not one an alias points to), or a whole model."""
-    from luminary.registry._api import delete_model
+    from luminary.registry import delete_model
 
     if not yes:
         typer.confirm(f"delete {ref}?", abort=True, err=True)
@@ -206,7 +206,7 @@ def alias_set(
     version: Annotated[int, typer.Argument(help="Version number.", min=1)],
 ) -> None:
     """Point ALIAS at VERSION (atomically; the move is recorded)."""
-    from luminary.registry._api import set_alias
+    from luminary.registry import set_alias
 
     move = set_alias(name, alias, version)
     before = f"{move.from_version}" if move.from_version is not None else "nothing"
@@ -219,7 +219,7 @@ def alias_unset(
     alias: Annotated[str, typer.Argument(help="e.g. staging")],
 ) -> None:
     """Remove ALIAS."""
-    from luminary.registry._api import unset_alias
+    from luminary.registry import unset_alias
 
     move = unset_alias(name, alias)
     out.print(f"{name}@{alias}: {move.from_version} → nothing")
@@ -232,7 +232,7 @@ def alias_history(
     output: Output = OUTPUT,
 ) -> None:
     """Every move of the model's aliases: who, when, from, to."""
-    from luminary.registry._api import alias_history as _history
+    from luminary.registry import alias_history as _history
 
     moves = _history(name, alias)
     if output is Output.json:

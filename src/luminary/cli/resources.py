@@ -20,7 +20,7 @@ def resources(
     """What this machine offers and what it suits: CPUs, memory, GPUs (memory, utilisation,
     power, MIG), readable energy meters, the configured store, and Luminary servers running
     here."""
-    from luminary.energy._resources import collect, rows, snapshot_dict
+    from luminary.compute import collect, rows, snapshot_dict
 
     busy = out.status("looking at this machine…", spinner="dots")
     with busy if output is Output.table else contextlib.nullcontext():

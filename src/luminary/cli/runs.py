@@ -22,7 +22,7 @@ from luminary.cli._output import (
     status_text,
 )
 from luminary.errors import InvalidArgumentError
-from luminary.store.models import Run, json_float
+from luminary.tracking.models import Run, json_float
 
 app = typer.Typer(help="Look at, compare and delete runs.")
 

@@ -38,7 +38,7 @@ def server(
 
     from luminary.config import Settings
     from luminary.errors import InvalidArgumentError, MissingDependencyError
-    from luminary.store._sql import SqlStore
+    from luminary.store import SqlStore
 
     try:
         import uvicorn

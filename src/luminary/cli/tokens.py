@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from luminary.auth._base import AuthStore
+from luminary.auth import AuthStore
 from luminary.cli._output import OUTPUT, Output, emit_json, err, fmt_time, new_table, out
 from luminary.errors import InvalidArgumentError
 

@@ -24,7 +24,7 @@ def ui(
     from luminary._net import is_loopback
     from luminary.config import Settings
     from luminary.errors import InvalidArgumentError, MissingDependencyError
-    from luminary.store._sql import SqlStore
+    from luminary.store import SqlStore
 
     try:
         import uvicorn

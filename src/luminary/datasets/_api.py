@@ -19,14 +19,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from luminary._actor import current_actor
 from luminary.datasets._manifest import Change, FileEntry, ManifestWriter, read_manifest
 from luminary.datasets.models import DatasetVersion, Mode
 from luminary.errors import InvalidArgumentError, NotFoundError
-from luminary.store import Store
-from luminary.store.blobs import BlobStore, file_chunks, full_or, write_verified
+from luminary.storage.blobs import BlobStore, file_chunks, full_or, write_verified
+
+if TYPE_CHECKING:
+    from luminary.store import Store
 
 __all__ = [
     "AddStats",
@@ -64,7 +66,7 @@ class AddStats:
 
 
 def _store() -> Store:
-    from luminary.tracking import get_store
+    from luminary._current import get_store
 
     return get_store()
 
@@ -287,20 +289,7 @@ def location(version: DatasetVersion, entry: FileEntry, store: Store | None = No
     """Where a file's bytes are: its blob (copy mode) or its place under the root."""
     if version.mode == "reference":
         return f"{version.root.rstrip('/')}/{entry.path}"
-    from luminary.store.blobs import BlobStore
-
-    blobs = (store or _store()).blobs
-    if not isinstance(blobs, BlobStore):  # a server's blobs: read a verified local copy
-        from luminary.store._remote_blobs import RemoteBlobs
-
-        if isinstance(blobs, RemoteBlobs):
-            return str(blobs.cached_path(entry.digest))
-        msg = f"cannot read copy-mode files from {blobs!r}; use a BlobStore or a server"
-        raise InvalidArgumentError(msg)
-    key = blobs.key(entry.digest)
-    protocol = blobs.fs.protocol
-    proto = protocol[0] if isinstance(protocol, (tuple, list)) else protocol
-    return key if proto in ("file", "local") else f"{proto}://{key}"
+    return (store or _store()).blobs.location(entry.digest)
 
 
 def verify(
@@ -357,7 +346,7 @@ def checkout(
 ) -> Path:
     """Materialise a version's files under ``dest``, verified; files already there with the
     right content are kept."""
-    from luminary.store.blobs import hash_file
+    from luminary.storage.blobs import hash_file
 
     store = _store()
     version = store.get_dataset_version(ref)

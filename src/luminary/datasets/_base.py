@@ -6,7 +6,7 @@ import abc
 from collections.abc import Sequence
 
 from luminary.datasets.models import Dataset, DatasetVersion, Mode
-from luminary.registry.models import ModelRef
+from luminary.names import ModelRef
 
 __all__ = ["DatasetStore"]
 

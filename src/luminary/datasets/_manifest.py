@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, Literal
 
 from luminary.errors import IntegrityError, InvalidArgumentError, InvalidStateError
-from luminary.store._validate import check_relative_path
+from luminary.names import check_relative_path
 
 __all__ = [
     "MANIFEST_HEADER",

@@ -1,4 +1,4 @@
-"""Datasets on SQL (mixed into :class:`luminary.store.SqlStore`)."""
+"""Datasets on SQL: the datasets' part of :class:`luminary.store.SqlStore`."""
 
 from __future__ import annotations
 
@@ -7,21 +7,20 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from luminary._clock import now_ms
 from luminary._bounds import check_int
+from luminary._clock import now_ms, utc
 from luminary._ids import new_id
 from luminary.datasets._base import DatasetStore
 from luminary.datasets.models import Dataset, DatasetVersion, Mode, missing_version_id
 from luminary.errors import InvalidArgumentError, NotFoundError, nearest
-from luminary.registry._sql import insert_event
-from luminary.registry.models import ModelRef, check_name, parse_ref
-from luminary.store import _schema as t
-from luminary.store._engine import next_version, read_tx, write_tx
-from luminary.store.blobs import check_digest
-from luminary.store.models import utc
+from luminary.names import ModelRef, check_name, parse_ref
+from luminary.storage import schema as t
+from luminary.storage.blobs import check_digest
+from luminary.storage.engine import next_version, read_tx, write_tx
+from luminary.storage.events import insert_event
 
 if TYPE_CHECKING:
-    from luminary.store.models import Project
+    from luminary.tracking import SqlTracking
 
 __all__ = ["SqlDatasets"]
 
@@ -29,13 +28,12 @@ _RETRIES = 5
 
 
 class SqlDatasets(DatasetStore):
-    engine: sa.Engine
+    """Datasets and their versions on SQLAlchemy. Projects and runs are ``runs``'s: a
+    version's project is created on first use and its source run resolved from a prefix."""
 
-    if TYPE_CHECKING:
-
-        def ensure_project(self, name: str) -> Project: ...
-
-        def _resolve_run_id(self, conn: sa.Connection, run_id: str) -> str: ...
+    def __init__(self, engine: sa.Engine, runs: SqlTracking) -> None:
+        self.engine = engine
+        self._runs = runs
 
     def create_dataset_version(
         self,
@@ -60,7 +58,7 @@ class SqlDatasets(DatasetStore):
         check_int("total_bytes", total_bytes, low=0)
         if schema_digest is not None:
             check_digest(schema_digest)
-        proj = self.ensure_project(project)
+        proj = self._runs.ensure_project(project)
         d, v = t.datasets.c, t.dataset_versions.c
         for attempt in range(_RETRIES):
             try:
@@ -165,7 +163,7 @@ class SqlDatasets(DatasetStore):
 
     def add_run_inputs(self, run_id: str, version_ids: Sequence[str]) -> None:
         with write_tx(self.engine) as conn:
-            run_id = self._resolve_run_id(conn, run_id)
+            run_id = self._runs.resolve_run_id(conn, run_id)
             ri, v = t.run_inputs.c, t.dataset_versions.c
             wanted = list(dict.fromkeys(version_ids))
             known = set(conn.execute(sa.select(v.id).where(v.id.in_(wanted))).scalars())
@@ -185,7 +183,7 @@ class SqlDatasets(DatasetStore):
     def run_inputs(self, run_id: str) -> list[DatasetVersion]:
         v, d, ri = t.dataset_versions.c, t.datasets.c, t.run_inputs.c
         with read_tx(self.engine) as conn:
-            run_id = self._resolve_run_id(conn, run_id)
+            run_id = self._runs.resolve_run_id(conn, run_id)
             rows = conn.execute(
                 sa.select(t.dataset_versions, d.name.label("dataset_name"))
                 .join(t.run_inputs, ri.dataset_version_id == v.id)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from luminary.store.models import ParamValue
+from luminary.tracking.models import ParamValue
 
 if TYPE_CHECKING:
     from luminary.demo._deepsets import TrainResult
@@ -59,7 +59,7 @@ class DemoResult:
 
 def run_demo(config: DemoConfig | None = None, console: Console | None = None) -> DemoResult:
     import luminary as lm
-    from luminary.datasets import _api as datasets
+    from luminary import datasets
     from luminary.demo._jets import CLASSES, FEATURES, make_jets, train_test_split
     from luminary.demo._rootio import read_jets_root, write_jets_root
 
@@ -171,9 +171,9 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
 def _register_best(
     cfg: DemoConfig, run_id: str, model: Any, val_set: JetSample, con: Console
 ) -> tuple[str, float | None]:
+    from luminary import registry
     from luminary.demo._jets import CLASSES, FEATURES
     from luminary.demo._onnx import export_onnx
-    from luminary.registry import _api as registry
 
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(
@@ -365,7 +365,7 @@ def _energy_and_cost(
 ) -> None:
     import luminary as lm
     from luminary.cli.cost import print_report
-    from luminary.energy._cost import cost_report
+    from luminary.costs import cost_report
 
     table = Table(title="energy recorded with each run", title_justify="left")
     for col in ("run", "joules", "CPU s", "source"):

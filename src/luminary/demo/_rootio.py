@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from luminary.datasets._formats import require
-from luminary.datasets._reader import iterate
+from luminary._optional import require
+from luminary.datasets import iterate
 from luminary.demo._jets import FEATURES, JetSample
 from luminary.errors import InvalidArgumentError
 

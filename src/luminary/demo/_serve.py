@@ -80,7 +80,7 @@ def serve_demo(
         return None
     import luminary as lm
     from luminary.energy import measure
-    from luminary.registry._api import get_model
+    from luminary.registry import get_model
     from luminary.serving import InferenceServer, ModelRepository, RegistrySource, ServeOptions
 
     name = model_ref.split("@", 1)[0]

@@ -55,8 +55,9 @@ def register_model(
     signature is read from the file; formats whose loading executes code (pickle, joblib) are
     refused unless ``allow_pickle=True``. ``alias`` moves that alias to the new version.
     """
+    from luminary._current import get_store
     from luminary.registry._formats import inspect_model
-    from luminary.tracking import active_run, get_store
+    from luminary.tracking import active_run
 
     store = get_store()
     file = Path(path)
@@ -116,8 +117,8 @@ def get_model(ref: str, *, dest: str | os.PathLike[str] | None = None) -> LocalM
     Files are cached by hash under ``$LUMINARY_HOME/models`` (or written to ``dest``); a cached
     file of the right size is reused, a new download is verified byte for byte.
     """
+    from luminary._current import get_store
     from luminary.config import Settings
-    from luminary.tracking import get_store
 
     store = get_store()
     version = store.get_model_version(ref)
@@ -135,38 +136,38 @@ def get_model(ref: str, *, dest: str | os.PathLike[str] | None = None) -> LocalM
 
 
 def set_alias(name: str, alias: str, version: int) -> AliasMove:
-    from luminary.tracking import get_store
+    from luminary._current import get_store
 
     return get_store().set_alias(name, alias, version, current_actor())
 
 
 def unset_alias(name: str, alias: str) -> AliasMove:
-    from luminary.tracking import get_store
+    from luminary._current import get_store
 
     return get_store().unset_alias(name, alias, current_actor())
 
 
 def alias_history(name: str, alias: str | None = None) -> list[AliasMove]:
-    from luminary.tracking import get_store
+    from luminary._current import get_store
 
     return get_store().alias_history(name, alias)
 
 
 def list_models(project: str | None = None) -> list[Model]:
-    from luminary.tracking import get_store
+    from luminary._current import get_store
 
     return get_store().list_models(project)
 
 
 def list_model_versions(name: str) -> list[ModelVersion]:
-    from luminary.tracking import get_store
+    from luminary._current import get_store
 
     return get_store().list_model_versions(name)
 
 
 def delete_model(ref: str) -> None:
     """Delete a model (``name``) or one version (``name@3``)."""
-    from luminary.tracking import get_store
+    from luminary._current import get_store
 
     store = get_store()
     parsed = parse_ref(ref)

@@ -1,4 +1,4 @@
-"""The registry on SQL (mixed into :class:`luminary.store.SqlStore`)."""
+"""The registry on SQL: its part of :class:`luminary.store.SqlStore`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from luminary._clock import now_ms
 from luminary._bounds import INT32_MAX, check_int
+from luminary._clock import now_ms, utc
 from luminary._ids import new_id
 from luminary.errors import AlreadyExistsError, InvalidStateError, NotFoundError, nearest
 from luminary.registry._base import RegistryStore
@@ -23,46 +23,30 @@ from luminary.registry.models import (
     check_name,
     parse_ref,
 )
-from luminary.store import _schema as t
-from luminary.store._engine import next_version, read_tx, write_tx
-from luminary.store.models import utc
+from luminary.storage import schema as t
+from luminary.storage.engine import next_version, read_tx, write_tx
+from luminary.storage.events import insert_event
 
 if TYPE_CHECKING:
-    from luminary.store.models import Project
+    from luminary.tracking import SqlTracking
 
-__all__ = ["SqlRegistry", "insert_event"]
+__all__ = ["SqlRegistry"]
 
 _RETRIES = 5
 
 
-def insert_event(
-    conn: sa.Connection, kind: str, subject: str, payload: Mapping[str, Any], actor: str
-) -> None:
-    conn.execute(
-        t.events.insert(),
-        {
-            "kind": kind,
-            "subject": subject,
-            "payload": json.dumps(payload, sort_keys=True),
-            "actor": actor,
-            "at_ms": now_ms(),
-        },
-    )
-
-
 class SqlRegistry(RegistryStore):
-    engine: sa.Engine
+    """Models, versions, aliases and events on SQLAlchemy. Projects and runs are ``runs``'s: a
+    version's project is created on first use and its source run resolved from a prefix."""
 
-    if TYPE_CHECKING:
-
-        def ensure_project(self, name: str) -> Project: ...
-
-        def _resolve_run_id(self, conn: sa.Connection, run_id: str) -> str: ...
+    def __init__(self, engine: sa.Engine, runs: SqlTracking) -> None:
+        self.engine = engine
+        self._runs = runs
 
     # -- models ----------------------------------------------------------------------------
     def create_model(self, name: str, project: str, description: str = "") -> Model:
         check_name("model", name)
-        proj = self.ensure_project(project)
+        proj = self._runs.ensure_project(project)
         row: dict[str, Any] = {
             "id": new_id(),
             "project_id": proj.id,
@@ -119,14 +103,14 @@ class SqlRegistry(RegistryStore):
     ) -> ModelVersion:
         check_name("model", name)
         check_int("size", size, low=0)
-        proj = self.ensure_project(project)
+        proj = self._runs.ensure_project(project)
         for attempt in range(_RETRIES):
             try:
                 with write_tx(self.engine) as conn:
                     model_id = self._model_id_for_write(conn, name, proj.id)
                     run_id = metrics = None
                     if source_run_id is not None:
-                        run_id = self._resolve_run_id(conn, source_run_id)
+                        run_id = self._runs.resolve_run_id(conn, source_run_id)
                         metrics = self._run_metrics(conn, run_id)
                     parent_id = None
                     if parent is not None:
@@ -313,7 +297,7 @@ class SqlRegistry(RegistryStore):
     def versions_from_run(self, run_id: str) -> list[ModelVersion]:
         v = t.model_versions.c
         with read_tx(self.engine) as conn:
-            run_id = self._resolve_run_id(conn, run_id)
+            run_id = self._runs.resolve_run_id(conn, run_id)
             rows = conn.execute(
                 sa.select(t.model_versions).where(v.source_run_id == run_id).order_by(v.created_ms)
             ).all()

@@ -13,8 +13,8 @@ from fastapi.responses import Response
 
 from luminary.server._access import AccessLog
 from luminary.server._errors import error_response, install_error_handlers
-from luminary.store._base import Store
-from luminary.store._wire import dumps
+from luminary.store import Store
+from luminary.store.wire import dumps
 
 __all__ = ["API", "create_app", "ok"]
 

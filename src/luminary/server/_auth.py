@@ -57,7 +57,7 @@ from fastapi import Depends, Request
 
 from luminary._actor import current_actor
 from luminary._ids import ambiguous_prefix
-from luminary.auth._base import AuthStore
+from luminary.auth import AuthStore
 from luminary.auth.models import Principal, Role
 from luminary.datasets.models import missing_version_id
 from luminary.errors import (
@@ -69,7 +69,7 @@ from luminary.errors import (
 )
 from luminary.registry.models import Event, parse_ref
 from luminary.server._blob_reads import BlobReads
-from luminary.store._base import Store
+from luminary.store import Store
 
 __all__ = ["CACHE_S", "Caller", "Guard", "Kind", "current_principal", "require"]
 

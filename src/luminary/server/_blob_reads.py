@@ -32,11 +32,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 
-from luminary.auth._base import AuthStore
+from luminary.auth import AuthStore
 from luminary.auth.models import Principal
 from luminary.errors import IntegrityError, InvalidArgumentError, NotFoundError
-from luminary.store._base import Store
-from luminary.store.blobs import check_digest
+from luminary.storage.blobs import check_digest
+from luminary.store import Store
 
 __all__ = ["MAX_DIGESTS", "BlobReads"]
 

@@ -63,8 +63,8 @@ from luminary.errors import InvalidArgumentError, NotFoundError
 from luminary.server._app import ok
 from luminary.server._auth import Caller, Guard
 from luminary.server._errors import error_response
-from luminary.store._base import Store
-from luminary.store.blobs import BlobStore, _hasher, check_digest
+from luminary.storage.blobs import BlobStore, check_digest, hasher
+from luminary.store import Store
 
 __all__ = ["CHUNK_HASH_HEADER", "OFFSET_HEADER", "SESSION_TTL_S", "router", "sweep_uploads"]
 
@@ -431,7 +431,7 @@ def _conflict(message: str, offset: int) -> Response:
 
 def _hash_path(path: Path) -> str:
     """BLAKE3 of a file by buffered reads (not a memory map: the server's RSS stays flat)."""
-    h = _hasher()
+    h = hasher()
     with path.open("rb") as src:
         while chunk := src.read(_CHUNK):
             h.update(chunk)
@@ -442,7 +442,7 @@ async def _spool(request: Request, out: BinaryIO, *, limit: int | None = None) -
     """Write the request body to ``out`` in large slices, hashing off the event loop; more than
     ``limit`` bytes raise :class:`_TooLong`. A client that goes away mid-body raises
     ``ClientDisconnect`` after what arrived before it was written."""
-    h = _hasher()
+    h = hasher()
     size = 0
     pending = bytearray()
 

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 from luminary.auth.models import Role
 from luminary.server._app import ok
 from luminary.server._auth import Caller, Guard, require
-from luminary.store._base import Store
-from luminary.store._wire import enc_dataset, enc_dataset_version
+from luminary.store import Store
+from luminary.store.wire import enc_dataset, enc_dataset_version
 
 __all__ = ["router"]
 

@@ -31,7 +31,7 @@ from luminary.errors import (
     QuotaExceededError,
     StorageFullError,
 )
-from luminary.store._wire import dumps
+from luminary.store.wire import dumps
 
 __all__ = ["STATUS", "error_response", "install_error_handlers", "status_for"]
 

@@ -15,7 +15,7 @@ from typing import Any
 def document() -> dict[str, Any]:
     """The OpenAPI document of the team-mode server (built on a throwaway empty store)."""
     from luminary.server import create_app
-    from luminary.store._sql import SqlStore
+    from luminary.store import SqlStore
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)

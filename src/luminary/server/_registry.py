@@ -28,9 +28,9 @@ from luminary.auth.models import Role
 from luminary.errors import InvalidArgumentError, NotFoundError
 from luminary.server._app import ok
 from luminary.server._auth import Caller, Guard, require
-from luminary.store._base import Store
-from luminary.store._wire import enc_event, enc_model, enc_move, enc_version
-from luminary.store.blobs import check_digest
+from luminary.storage.blobs import check_digest
+from luminary.store import Store
+from luminary.store.wire import enc_event, enc_model, enc_move, enc_version
 
 if TYPE_CHECKING:
     from luminary.registry import ModelInfo

@@ -14,8 +14,8 @@ from luminary.auth.models import Principal, Role
 from luminary.errors import InvalidArgumentError
 from luminary.server._app import ok
 from luminary.server._auth import Caller, Guard, require
-from luminary.store._base import MetricPoint, Store
-from luminary.store._wire import (
+from luminary.store import Store
+from luminary.store.wire import (
     dec_artifact,
     dec_params,
     enc_artifact,
@@ -27,7 +27,8 @@ from luminary.store._wire import (
     loads,
     to_float,
 )
-from luminary.store.models import RunStatus
+from luminary.tracking import MetricPoint
+from luminary.tracking.models import RunStatus
 
 __all__ = ["router"]
 

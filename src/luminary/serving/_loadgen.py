@@ -349,7 +349,7 @@ def resolve_model_file(path_or_ref: str) -> Path:
     if path.suffix == ".onnx" or "/" in path_or_ref or path.exists():
         msg = f"no model file {path}; give an .onnx file or a registry reference NAME@ALIAS"
         raise NotFoundError(msg)
-    from luminary.registry._api import get_model
+    from luminary.registry import get_model
 
     local = get_model(path_or_ref)
     if local.version.format != "onnx":

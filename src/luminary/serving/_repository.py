@@ -128,7 +128,7 @@ class RegistrySource(Source):
     """A registry reference; with an alias, the version follows the alias."""
 
     def __init__(self, ref: str, store: Any | None = None) -> None:
-        from luminary.registry.models import parse_ref
+        from luminary.names import parse_ref
 
         self.ref = parse_ref(ref)
         self.name = self.ref.name
@@ -139,8 +139,8 @@ class RegistrySource(Source):
         return self.ref.version is None
 
     def versions(self) -> list[VersionFile]:
-        from luminary.registry._api import get_model
-        from luminary.tracking import get_store
+        from luminary._current import get_store
+        from luminary.registry import get_model
 
         store = self._store or get_store()
         version = store.get_model_version(str(self.ref))
@@ -154,7 +154,7 @@ class RegistrySource(Source):
         return [VersionFile(str(version.version), local.path, None, str(self.ref))]
 
     def current_version(self) -> str:
-        from luminary.tracking import get_store
+        from luminary._current import get_store
 
         store = self._store or get_store()
         return str(store.get_model_version(str(self.ref)).version)

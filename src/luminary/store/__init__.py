@@ -1,26 +1,32 @@
-"""Storage: the Store interface, its SQL implementation, the blob store and the domain values.
+"""The Store: the domains composed behind one interface, and how the SDK finds the current one.
 
-- :mod:`luminary.store.models` — frozen values (Project, Run, MetricHistory, ArtifactEntry).
-- :class:`Store` — the interface every backend implements (``_base.py``).
-- ``RestStore`` — the same interface through ``luminary server`` (``_rest.py``, blobs in
-  ``_remote_blobs.py``, JSON shapes in ``_wire.py``), chosen by ``LUMINARY_URI``.
-- :class:`SqlStore` — SQLite (embedded default) and PostgreSQL (``_sql.py``), schema in
-  ``_schema.py``, Alembic migrations in ``migrations/`` applied on first use (``_engine.py``).
-- :class:`BlobStore` — content-addressed (BLAKE3) blobs over fsspec (``blobs.py``).
-- :func:`check` and :func:`gc` — what a blob store holds that no version needs, and its
-  removal (``_gc.py``, ``luminary store check|gc``).
-- ``_filter.py`` — the search filter language, compiled to SQL for both databases.
+- :class:`Store` — the facade's interface: tracking's, the registry's and the datasets'
+  interfaces side by side (``_base.py``).
+- :class:`SqlStore` — SQLite (embedded default) and PostgreSQL: one part per domain
+  (``tracking``, ``registry``, ``datasets``, ``auth``) over one engine and blob store
+  (``_sql.py``).
+- ``RestStore`` — the same interface through ``luminary server`` (``_rest.py``; blobs in
+  ``_remote_blobs.py``; JSON shapes in ``_wire.py``, declared once per value), chosen by
+  ``LUMINARY_URI``.
+- :func:`open_store` — the store the environment names; :func:`get_store` / :func:`set_store`
+  — the current one, which the SDK's module-level functions use.
+- :func:`check` and :func:`gc` — what a blob store holds that no run, version or dataset needs,
+  and its removal (``_gc.py``, ``luminary store check|gc``).
+
+The infrastructure under it (engine, schema, migrations, blobs, filter) is :mod:`luminary.storage`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from luminary.store._base import MetricPoint, Store
-from luminary.store.blobs import Blob, BlobStore
-from luminary.store.models import (
+from luminary._current import get_store, set_store
+from luminary.storage.blobs import Blob, Blobs, BlobStore
+from luminary.store._base import Store
+from luminary.tracking import (
     ArtifactEntry,
     MetricHistory,
+    MetricPoint,
     ParamValue,
     Project,
     Run,
@@ -30,17 +36,20 @@ from luminary.store.models import (
 if TYPE_CHECKING:
     from luminary.config import Settings
     from luminary.store._gc import Finding, StoreReport, check, gc
+    from luminary.store._rest import RestStore
     from luminary.store._sql import SqlStore
 
 __all__ = [
     "ArtifactEntry",
     "Blob",
     "BlobStore",
+    "Blobs",
     "Finding",
     "MetricHistory",
     "MetricPoint",
     "ParamValue",
     "Project",
+    "RestStore",
     "Run",
     "RunStatus",
     "SqlStore",
@@ -48,7 +57,9 @@ __all__ = [
     "StoreReport",
     "check",
     "gc",
+    "get_store",
     "open_store",
+    "set_store",
 ]
 
 
@@ -76,4 +87,8 @@ def __getattr__(name: str) -> Any:
         from luminary.store._sql import SqlStore
 
         return SqlStore
+    if name == "RestStore":
+        from luminary.store._rest import RestStore
+
+        return RestStore
     raise AttributeError(name)

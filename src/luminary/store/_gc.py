@@ -41,16 +41,16 @@ from typing import Literal
 import sqlalchemy as sa
 
 from luminary.errors import IntegrityError, InvalidArgumentError, NotFoundError
-from luminary.store import _schema as t
-from luminary.store._base import Store
-from luminary.store._engine import read_tx
-from luminary.store.blobs import (
+from luminary.storage import schema as t
+from luminary.storage.blobs import (
     VERIFIED_SINCE,
     WRITERS,
     BlobStore,
     _mtime,
     check_digest,
 )
+from luminary.storage.engine import read_tx
+from luminary.store import Store
 
 __all__ = ["Finding", "StoreReport", "check", "gc"]
 

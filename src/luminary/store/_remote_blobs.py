@@ -30,7 +30,7 @@ from luminary.errors import (
     NotFoundError,
     OverloadedError,
 )
-from luminary.store.blobs import Blob, check_digest, hash_bytes, hash_file, write_verified
+from luminary.storage.blobs import Blob, check_digest, hash_bytes, hash_file, write_verified
 
 if TYPE_CHECKING:
     from luminary.store._rest import RestStore
@@ -236,6 +236,10 @@ class RemoteBlobs:
             local = self.get_file(digest, Path(tmp) / digest)
             with open(local, "rb") as stream:
                 yield stream
+
+    def location(self, digest: str) -> str:
+        """A verified local copy of the blob (the server's bytes are fetched once)."""
+        return str(self.cached_path(digest))
 
     def cached_path(self, digest: str) -> Path:
         """A local, verified copy of the blob (downloaded once into the cache)."""

@@ -35,10 +35,18 @@ from luminary.errors import (
     NotFoundError,
 )
 from luminary.registry.models import AliasMove, Event, Model, ModelRef, ModelVersion, parse_ref
-from luminary.store import _wire as w
-from luminary.store._base import MetricPoint, Store
+from luminary.store import Store
+from luminary.store import wire as w
 from luminary.store._remote_blobs import RemoteBlobs
-from luminary.store.models import ArtifactEntry, MetricHistory, ParamValue, Project, Run, RunStatus
+from luminary.tracking import MetricPoint
+from luminary.tracking.models import (
+    ArtifactEntry,
+    MetricHistory,
+    ParamValue,
+    Project,
+    Run,
+    RunStatus,
+)
 
 __all__ = ["CleartextTokenWarning", "RestStore", "error_from_body", "warn_cleartext_token"]
 

@@ -32,8 +32,8 @@ from luminary.errors import (
     NotFoundError,
 )
 from luminary.registry.models import ModelVersion
+from luminary.storage.blobs import hash_bytes
 from luminary.store import ArtifactEntry, BlobStore, ParamValue, RunStatus, Store
-from luminary.store.blobs import hash_bytes
 
 __all__ = ["DatasetContract", "RegistryContract", "StoreContract"]
 

@@ -9,19 +9,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from luminary._current import get_store
 from luminary.errors import InvalidArgumentError, InvalidStateError
-from luminary.store import (
+from luminary.names import check_relative_path
+from luminary.tracking._run import ActiveRun
+from luminary.tracking.models import (
     ArtifactEntry,
     MetricHistory,
     ParamValue,
     Project,
     Run,
     RunStatus,
-    Store,
-    open_store,
 )
-from luminary.store._validate import check_relative_path
-from luminary.tracking._run import ActiveRun
 
 __all__ = [
     "active_run",
@@ -29,14 +28,12 @@ __all__ = [
     "download_artifacts",
     "get_metric_history",
     "get_run",
-    "get_store",
     "list_artifacts",
     "list_projects",
     "log",
     "log_artifact",
     "log_params",
     "search_runs",
-    "set_store",
     "set_tags",
     "start_run",
 ]
@@ -44,24 +41,7 @@ __all__ = [
 DEFAULT_PROJECT = "default"
 
 _lock = threading.Lock()
-_store: Store | None = None
 _active: list[ActiveRun] = []
-
-
-def get_store() -> Store:
-    """The store configured by the environment (``LUMINARY_HOME``, ``LUMINARY_DB``, …)."""
-    global _store
-    with _lock:
-        if _store is None:
-            _store = open_store()
-        return _store
-
-
-def set_store(store: Store | None) -> None:
-    """Use ``store`` for the SDK's module-level functions (None: back to the environment's)."""
-    global _store
-    with _lock:
-        _store = store
 
 
 def start_run(

@@ -27,13 +27,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from luminary._bounds import INT64_MAX, INT64_MIN, check_int
-from luminary.datasets.models import DatasetVersion
 from luminary.errors import InvalidArgumentError, InvalidStateError, LuminaryError
-from luminary.store import ArtifactEntry, MetricPoint, ParamValue, Run, RunStatus, Store
-from luminary.store._validate import check_key, check_relative_path, metric_value
+from luminary.names import check_relative_path
+from luminary.tracking._base import MetricPoint
+from luminary.tracking._validate import check_key, metric_value
+from luminary.tracking.models import ArtifactEntry, ParamValue, Run, RunStatus
 
 if TYPE_CHECKING:
+    from luminary.datasets import DatasetVersion
     from luminary.energy import EnergyReport, Sampler
+    from luminary.store import Store
 
 __all__ = ["ActiveRun"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from luminary.store import SqlStore
-from luminary.store.models import RunStatus
+from luminary.tracking.models import RunStatus
 from tests._components import import_component, require
 from tests.integration.luminary_server import serve_in_thread
 

@@ -14,8 +14,8 @@ from onnx import TensorProto, helper
 import luminary as lm
 from luminary.datasets import _api as ds
 from luminary.errors import InvalidArgumentError
-from luminary.store.blobs import VERIFIED_SINCE, BlobStore, hash_bytes
-from luminary.tracking import get_store
+from luminary.storage.blobs import VERIFIED_SINCE, BlobStore, hash_bytes
+from luminary.store import get_store
 
 
 def _blobs() -> BlobStore:

@@ -25,7 +25,7 @@ from luminary.auth import Role
 from luminary.datasets._manifest import FileEntry, ManifestWriter
 from luminary.server import create_app
 from luminary.server.ui._shapes import downsample
-from luminary.store._sql import SqlStore
+from luminary.store import SqlStore
 
 XSS = "<script>alert(1)</script>"
 
@@ -65,7 +65,7 @@ def seeded(store: SqlStore) -> dict[str, Any]:
         store.write_metrics(r.id, [(base + 1, "val_auc")], points)
         store.write_metrics(r.id, [(base + 2, "energy/gpu_joules")], [(base + 2, 0, 1000, 42.0)])
     blob = store.blobs.put_bytes(b"weights!")
-    from luminary.store.models import ArtifactEntry
+    from luminary.tracking.models import ArtifactEntry
 
     store.add_artifacts(run.id, [ArtifactEntry("model/w.bin", blob.digest, blob.size)])
     d1, b1 = _manifest(store, [FileEntry("a.root", 3, "0" * 64)])

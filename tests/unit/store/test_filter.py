@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql
 
 from luminary.errors import FilterSyntaxError, InvalidArgumentError
-from luminary.store._filter import (
+from luminary.storage.filter import (
     And,
     Compare,
     Field,
@@ -31,7 +31,7 @@ from luminary.store._filter import (
     parse_order_by,
     referenced_fields,
 )
-from luminary.store._schema import metadata, metric_series, params, projects, runs, tags
+from luminary.storage.schema import metadata, metric_series, params, projects, runs, tags
 from tests._components import require
 
 PG: sa.Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]

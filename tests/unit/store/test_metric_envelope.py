@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from luminary.store._sql import SqlStore
+from luminary.store import SqlStore
 
 
 def test_buckets_keep_each_minimum_and_maximum(sqlite_store: SqlStore) -> None:

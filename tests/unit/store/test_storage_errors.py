@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from luminary.errors import BackendUnavailableError, StorageFullError
-from luminary.store._sql import SqlStore
+from luminary.store import SqlStore
 
 CLI = [sys.executable, "-m", "luminary.cli"]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from luminary.datasets import _api as ds
+from luminary.storage.blobs import hash_bytes
 from luminary.store import BlobStore, check, gc, open_store
-from luminary.store.blobs import hash_bytes
 
 CLI = [sys.executable, "-m", "luminary.cli"]
 

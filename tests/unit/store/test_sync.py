@@ -12,9 +12,7 @@ import pytest
 import luminary as lm
 from luminary.config import Settings
 from luminary.errors import InvalidArgumentError
-from luminary.store import open_store
-from luminary.store._sql import SqlStore
-from luminary.tracking import get_store
+from luminary.store import SqlStore, get_store, open_store
 
 # SQLite's PRAGMA synchronous answers a number: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
 _PRAGMA = {"normal": 1, "full": 2}

@@ -29,9 +29,8 @@ from luminary.errors import (
     InvalidStateError,
     NotFoundError,
 )
-from luminary.store import MetricPoint, RunStatus, Store
-from luminary.store._sql import SqlStore
-from luminary.tracking import ActiveRun, set_store
+from luminary.store import MetricPoint, RunStatus, SqlStore, Store, set_store
+from luminary.tracking import ActiveRun
 from luminary.tracking import _api as api
 from tests._records import own
 

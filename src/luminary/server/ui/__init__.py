@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from luminary.server._auth import Guard
-from luminary.store._base import Store
+from luminary.store import Store
 
 __all__ = ["STATIC", "mount"]
 

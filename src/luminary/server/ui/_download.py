@@ -18,7 +18,7 @@ from urllib.parse import quote
 from fastapi.responses import Response, StreamingResponse
 
 from luminary.errors import IntegrityError
-from luminary.store._base import Store
+from luminary.store import Store
 
 __all__ = ["VERIFY_FIRST_BYTES", "download"]
 

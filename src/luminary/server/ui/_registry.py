@@ -106,7 +106,7 @@ def router(web: Web) -> APIRouter:
         summary = None
         problem = None
         if a and b:
-            from luminary.datasets._manifest import DiffTally, diff_manifests
+            from luminary.datasets import DiffTally, diff_manifests
 
             old = store.get_dataset_version(f"{name}@{a}")
             new = store.get_dataset_version(f"{name}@{b}")
@@ -139,7 +139,7 @@ def router(web: Web) -> APIRouter:
     @pages(web)
     def resources(request: Request) -> Response:
         web.principal(request)
-        from luminary.energy._resources import collect, rows
+        from luminary.compute import collect, rows
 
         snap = collect(timeout=0.5)
         return web.render(request, "resources.html", host=snap.host, rows=rows(snap))
@@ -150,7 +150,7 @@ def router(web: Web) -> APIRouter:
         principal = web.principal(request)
         web.check(principal, "project", project)
         store.get_project(project)
-        from luminary.energy._cost import cost_report
+        from luminary.costs import cost_report
 
         report = cost_report(project=project, store=store)
         return web.render(request, "energy.html", project=project, report=report)

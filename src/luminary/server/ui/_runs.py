@@ -106,7 +106,7 @@ def router(web: Web) -> APIRouter:
     def run_page(request: Request, run_id: str) -> Response:
         principal = web.principal(request)
         web.check(principal, "run", run_id)
-        from luminary.energy._cost import usage_of
+        from luminary.costs import usage_of
 
         run = store.get_run(run_id)
         keys = sorted(store.metric_series(run.id))

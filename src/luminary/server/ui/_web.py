@@ -33,7 +33,7 @@ from luminary.errors import (
     PermissionDeniedError,
 )
 from luminary.server._auth import Guard, Kind
-from luminary.store._base import Store
+from luminary.store import Store
 
 __all__ = [
     "CSRF_COOKIE",

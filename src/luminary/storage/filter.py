@@ -47,9 +47,9 @@ import sqlalchemy as sa
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from luminary._bounds import check_int
+from luminary._clock import to_ms
 from luminary.errors import FilterSyntaxError, InvalidArgumentError
-from luminary.store._schema import metric_series, params, runs, tags
-from luminary.store.models import RunStatus, to_ms
+from luminary.storage.schema import RUN_STATUSES, metric_series, params, runs, tags
 
 __all__ = [
     "And", "Compare", "Expr", "Field", "InList", "IsNull", "Like", "MatchAll", "Not", "Or",
@@ -472,7 +472,7 @@ _ATTR_COLS: dict[str, _Col] = {
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {  # "!=" is built from "="
     "=": operator.eq, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }  # fmt: skip
-_STATUSES = tuple(s.value for s in RunStatus)
+_STATUSES = RUN_STATUSES
 
 
 def _name(f: Field) -> str:

@@ -20,11 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from luminary.energy._prices import PriceSheet, load_prices
+from luminary.costs._prices import PriceSheet, load_prices
 from luminary.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from luminary.store import Run, Store
+    from luminary.store import Store
+    from luminary.tracking import Run
 
 __all__ = [
     "MEASURED_SOURCES",
@@ -699,7 +700,7 @@ def cost_report(
     ``$LUMINARY_HOME/prices.yaml``, else the example) and build the report."""
     sheet = load_prices(prices)
     if store is None:
-        from luminary.tracking import get_store
+        from luminary._current import get_store
 
         store = get_store()
     start = parse_since(since, now) if since else None

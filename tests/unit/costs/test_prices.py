@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from luminary.energy._prices import (
+from luminary.costs._prices import (
     EXAMPLE_YAML,
     PriceSheetError,
     load_prices,

@@ -59,7 +59,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from luminary.errors import (
     IntegrityError,
@@ -70,6 +70,7 @@ from luminary.errors import (
 )
 
 __all__ = [
+    "Blobs",
     "VERIFIED_SINCE",
     "WRITERS",
     "Blob",
@@ -79,6 +80,7 @@ __all__ = [
     "full_or",
     "hash_bytes",
     "hash_file",
+    "hasher",
     "write_verified",
 ]
 
@@ -103,7 +105,40 @@ class Blob:
     written: bool = field(default=False, compare=False, repr=False)
 
 
-def _hasher() -> Any:
+class Blobs(Protocol):
+    """What the SDK needs of a store's blobs: :class:`BlobStore` (embedded, fsspec) and
+    ``RemoteBlobs`` (through a Luminary server) both provide it. Every read is verified against
+    the digest; a mismatch raises :class:`~luminary.errors.IntegrityError`."""
+
+    url: str
+
+    def exists(self, digest: str) -> bool: ...
+
+    def size(self, digest: str) -> int: ...
+
+    def put_file(self, path: str | os.PathLike[str]) -> Blob: ...
+
+    def put_file_as(
+        self, path: str | os.PathLike[str], digest: str, size: int, *, fsync: bool = True
+    ) -> Blob: ...
+
+    def put_bytes(self, data: bytes) -> Blob: ...
+
+    def read_bytes(self, digest: str) -> bytes: ...
+
+    def open_verified(self, digest: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
+
+    def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path: ...
+
+    def verify(self, digest: str) -> bool: ...
+
+    def location(self, digest: str) -> str:
+        """Where a reader finds the blob's bytes: a path or URL (``s3://…``) in the store's own
+        filesystem, or a verified local copy of a server's blob."""
+        ...
+
+
+def hasher() -> Any:
     import blake3
 
     return blake3.blake3(max_threads=blake3.blake3.AUTO)
@@ -111,7 +146,7 @@ def _hasher() -> Any:
 
 def hash_file(path: str | os.PathLike[str]) -> Blob:
     """BLAKE3 of a local file, memory-mapped and multi-threaded (disk speed)."""
-    h = _hasher()
+    h = hasher()
     size = os.path.getsize(path)
     if size:
         h.update_mmap(os.fspath(path))
@@ -119,7 +154,7 @@ def hash_file(path: str | os.PathLike[str]) -> Blob:
 
 
 def hash_bytes(data: bytes) -> str:
-    h = _hasher()
+    h = hasher()
     h.update(data)
     return str(h.hexdigest())
 
@@ -157,6 +192,13 @@ class BlobStore:
     def key(self, digest: str) -> str:
         check_digest(digest)
         return f"{self.root}/{digest[:2]}/{digest[2:4]}/{digest}"
+
+    def location(self, digest: str) -> str:
+        """The blob's path (local store) or URL (``s3://bucket/…``, ``root://…``)."""
+        key = self.key(digest)
+        protocol = self.fs.protocol
+        proto = protocol[0] if isinstance(protocol, (tuple, list)) else protocol
+        return key if proto in ("file", "local") else f"{proto}://{key}"
 
     def exists(self, digest: str) -> bool:
         return bool(self.fs.exists(self.key(digest)))
@@ -512,7 +554,7 @@ class _VerifyingReader(io.RawIOBase):
         self._raw = raw
         self._digest = digest
         self._corrupt = corrupt
-        self._hasher = _hasher()
+        self._hasher = hasher()
         self._checked = False
 
     def readable(self) -> bool:
@@ -560,7 +602,7 @@ def write_verified(
     """
 
     def fill(out: BinaryIO, tmp: str) -> tuple[str, int]:
-        h = _hasher()
+        h = hasher()
         n = 0
         for chunk in chunks:
             h.update(chunk)
@@ -589,7 +631,7 @@ def copy_verified(
     def fill(out: BinaryIO, tmp: str) -> tuple[str, int]:
         n = _kernel_copy(src, out)
         out.flush()
-        h = _hasher()
+        h = hasher()
         with open(tmp, "rb") as copy:  # read, not mapped: a server's memory stays bounded
             for chunk in file_chunks(copy):
                 h.update(chunk)
@@ -689,7 +731,7 @@ def _changed_bytes(got: str, size: int) -> Exception:  # pragma: no cover - byte
 
 def _copy_hashing(src: BinaryIO, out: BinaryIO | None) -> tuple[str, int]:
     """Stream ``src`` into ``out`` (if any) in chunks; the BLAKE3 and size of what was read."""
-    h = _hasher()
+    h = hasher()
     n = 0
     for chunk in file_chunks(src):
         h.update(chunk)

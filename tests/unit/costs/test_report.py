@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 
 import luminary as lm
 from luminary.cli import app
-from luminary.energy._cost import (
+from luminary.costs._prices import EXAMPLE_YAML, PriceSheetError, load_prices, parse_prices
+from luminary.costs._report import (
     RunUsage,
     build_report,
     cost_report,
     parse_since,
     usage_of,
 )
-from luminary.energy._prices import EXAMPLE_YAML, PriceSheetError, load_prices, parse_prices
 from luminary.errors import InvalidArgumentError
 from luminary.store import Run, RunStatus
 

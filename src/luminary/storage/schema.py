@@ -33,6 +33,9 @@ projects = sa.Table(
     sa.Column("created_ms", sa.BigInteger, nullable=False),
 )
 
+#: The values of ``runs.status`` (tracking's ``RunStatus``), which the filter language accepts.
+RUN_STATUSES = ("running", "finished", "failed", "killed")
+
 runs = sa.Table(
     "runs",
     metadata,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from luminary._clock import from_ms, to_ms, utc
 
 __all__ = [
     "ArtifactEntry",
@@ -33,21 +35,6 @@ class RunStatus(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self is not RunStatus.RUNNING
-
-
-def to_ms(when: datetime) -> int:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
-
-
-def from_ms(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def utc(ms: int) -> datetime:
-    """An aware UTC datetime from milliseconds since the epoch."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 @dataclass(frozen=True)

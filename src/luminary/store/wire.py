@@ -24,8 +24,8 @@ from luminary._bounds import INT64_MAX, INT64_MIN
 from luminary.datasets.models import Dataset, DatasetVersion
 from luminary.errors import InvalidArgumentError
 from luminary.registry.models import AliasMove, Event, Model, ModelVersion
-from luminary.store._validate import decode_param, encode_param
-from luminary.store.models import (
+from luminary.tracking import decode_param, encode_param
+from luminary.tracking.models import (
     ArtifactEntry,
     MetricHistory,
     ParamValue,

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from luminary.cli import app
-from luminary.energy import _resources as res
-from luminary.energy._resources import (
+from luminary.compute import _inventory as res
+from luminary.compute._inventory import (
     CpuInfo,
     EnergySource,
     GiB,

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from luminary._bounds import INT64_MAX, INT64_MIN, check_int, show_number
 from luminary.errors import InvalidArgumentError, NotFoundError
-from luminary.registry.models import check_name
-from luminary.store.blobs import check_digest
-from luminary.store.models import ArtifactEntry, ParamValue
+from luminary.names import check_name, check_relative_path
+from luminary.storage.blobs import check_digest
+from luminary.tracking.models import ArtifactEntry, ParamValue
 
 if TYPE_CHECKING:
-    from luminary.store._base import MetricPoint
+    from luminary.tracking._base import MetricPoint
 
 __all__ = [
     "check_artifacts",
@@ -23,7 +23,6 @@ __all__ = [
     "check_key",
     "check_points",
     "check_project_name",
-    "check_relative_path",
     "decode_param",
     "encode_param",
     "metric_value",
@@ -45,50 +44,6 @@ def check_key(kind: str, key: object) -> str:
 
 def check_project_name(name: object) -> str:
     return check_name("project", name)
-
-
-#: Longest artifact or dataset path, in UTF-8 bytes (PATH_MAX is 4096 on Linux).
-MAX_PATH_BYTES = 1024
-#: Longest path component, in UTF-8 bytes (NAME_MAX on Linux, macOS and Windows).
-MAX_NAME_BYTES = 255
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_PATH_RULE = (
-    "use a relative path of '/'-separated names without '.', '..', empty parts, backslashes or "
-    f"control characters, each name at most {MAX_NAME_BYTES} bytes and the whole at most "
-    f"{MAX_PATH_BYTES} bytes in UTF-8 (e.g. 'model/weights.npz')"
-)
-
-
-def check_relative_path(path: object) -> str:
-    """An artifact name: relative, '/'-separated, no '..', no empty or hidden traversal, no
-    control characters, and names that every file system can hold."""
-    if not isinstance(path, str):
-        msg = f"artifact path {path!r} of type {type(path).__name__} is not valid; {_PATH_RULE}"
-        raise InvalidArgumentError(msg)
-    parts = path.split("/")
-    problem = None
-    if not path or path.startswith("/") or "\\" in path:
-        problem = "it is empty, absolute or holds a backslash"
-    elif any(p in ("", ".", "..") for p in parts):
-        problem = "it has an empty, '.' or '..' part"
-    elif (bad := _CONTROL.search(path)) is not None:
-        problem = f"it holds the control character {bad.group()!r}"
-    else:
-        try:
-            encoded = [p.encode("utf-8") for p in parts]
-        except UnicodeEncodeError:
-            problem = "it is not valid Unicode (a file name that is not UTF-8?)"
-        else:
-            long = next((p for p in encoded if len(p) > MAX_NAME_BYTES), None)
-            if long is not None:
-                problem = f"a name in it is {len(long)} bytes long"
-            elif len(path.encode("utf-8")) > MAX_PATH_BYTES:
-                problem = f"it is {len(path.encode('utf-8'))} bytes long"
-    if problem is not None:
-        shown = repr(path) if len(path) <= 120 else repr(path[:100]) + "..."
-        msg = f"artifact path {shown} is not valid: {problem}; {_PATH_RULE}"
-        raise InvalidArgumentError(msg)
-    return path
 
 
 def check_artifacts(
