@@ -94,7 +94,8 @@ def add(
     becomes visible only when everything is stored; an interrupted add leaves none.
     """
     from luminary.config import Settings
-    from luminary.datasets._scan import HashCache, scan
+    from luminary.datasets._hashcache import HashCache
+    from luminary.datasets._scan import scan
 
     if mode not in ("copy", "reference"):
         msg = f"mode {mode!r} is not valid; use 'copy' (store the files) or 'reference'"

@@ -14,9 +14,10 @@ import blake3
 import fsspec
 import pytest
 
-from luminary.datasets import _scan
+from luminary.datasets import _scan, _walk
+from luminary.datasets._hashcache import HashCache
 from luminary.datasets._manifest import FileEntry, ManifestWriter, read_manifest, sort_key
-from luminary.datasets._scan import HashCache, Problem, ScannedFile, scan, verify
+from luminary.datasets._scan import Problem, ScannedFile, scan, verify
 from luminary.errors import (
     IntegrityError,
     InvalidArgumentError,
@@ -470,14 +471,14 @@ def test_remote_cache_keys_from_mtime_and_etag(
 def test_remote_stamp_fields() -> None:
     when = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     ns = int(when.timestamp()) * 10**9
-    assert _scan._remote_stamp({}) == (0, 0)
-    assert _scan._remote_stamp({"mtime": when.timestamp()}) == (ns, 0)
-    assert _scan._remote_stamp({"LastModified": when})[0] == ns
-    assert _scan._remote_stamp({"last_modified": "2024-05-01T12:00:00Z"})[0] == ns
-    mtime, tag = _scan._remote_stamp({"ETag": '"d41d8cd98f00b204e9800998ecf8427e"'})
+    assert _walk._remote_stamp({}) == (0, 0)
+    assert _walk._remote_stamp({"mtime": when.timestamp()}) == (ns, 0)
+    assert _walk._remote_stamp({"LastModified": when})[0] == ns
+    assert _walk._remote_stamp({"last_modified": "2024-05-01T12:00:00Z"})[0] == ns
+    mtime, tag = _walk._remote_stamp({"ETag": '"d41d8cd98f00b204e9800998ecf8427e"'})
     assert mtime == 0
     assert 0 < tag < 2**63
-    assert _scan._remote_stamp({"ETag": '"other"'})[1] != tag
+    assert _walk._remote_stamp({"ETag": '"other"'})[1] != tag
 
 
 def test_verify_a_remote_root(memfs: tuple[fsspec.AbstractFileSystem, str]) -> None:
@@ -514,7 +515,7 @@ def test_manifest_from_a_scan_round_trips(tree: Path, tmp_path: Path) -> None:
     ],
 )
 def test_which_sources_are_remote(source: str, remote: bool) -> None:
-    assert _scan._is_remote(source) is remote
+    assert _walk.is_remote(source) is remote
 
 
 def test_file_url_is_a_local_source(tree: Path) -> None:
