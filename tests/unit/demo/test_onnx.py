@@ -13,7 +13,7 @@ from luminary.demo._deepsets import PARAM_NAMES, DeepSets
 from luminary.demo._jets import CLASSES, FEATURES, JetSample, make_jets
 from luminary.demo._onnx import build_onnx, export_onnx
 from luminary.errors import InvalidArgumentError
-from luminary.registry._formats import TensorSpec, inspect_model
+from luminary.registry import TensorSpec, inspect_model
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from luminary.errors import InvalidArgumentError, MissingDependencyError
-from luminary.registry._formats import (
+from luminary.registry import (
     FORMATS,
     ModelInfo,
     PickleNotAllowedError,

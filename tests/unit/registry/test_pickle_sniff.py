@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from luminary.registry._formats import PickleNotAllowedError, inspect_model
+from luminary.registry import PickleNotAllowedError, inspect_model
 
 _PAYLOAD = pickle.dumps(OrderedDict(w=[1.0, 2.0]), protocol=4)
 _OLD_PAYLOAD = pickle.dumps({"w": [1.0, 2.0]}, protocol=0)

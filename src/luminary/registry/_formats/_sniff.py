@@ -4,8 +4,8 @@ A file name proves nothing, and a pickle does not have to start with ``0x80``: i
 compressed (gzip, zlib, bz2, xz/lzma, as joblib writes them), a member of an archive (zip,
 ``.npz``, the legacy ``torch.save`` tar), or a NumPy array of Python objects (``dtype=object``,
 which ``np.load`` unpickles). :func:`find_code` looks through these layers and says what it
-found; :mod:`luminary.registry._formats` refuses such a file unless the caller opts in with
-``allow_pickle=True``.
+found; :func:`~luminary.registry.inspect_model` refuses such a file unless the caller opts in
+with ``allow_pickle=True``.
 
 The work is bounded whatever the file: at most :data:`MAX_LAYERS` nested containers, the first
 :data:`INFLATE_LIMIT` bytes of each decompressed stream (so a compression bomb inflates no
