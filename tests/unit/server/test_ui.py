@@ -24,7 +24,7 @@ from luminary._actor import current_actor
 from luminary.auth import Role
 from luminary.datasets._manifest import FileEntry, ManifestWriter
 from luminary.server import create_app
-from luminary.server.ui._shapes import downsample
+from luminary.server.ui._series import downsample
 from luminary.store import SqlStore
 
 XSS = "<script>alert(1)</script>"

@@ -6,6 +6,12 @@ Addresses: ``/`` (projects), ``/projects/{project}`` (runs table), ``/projects/{
 ``/runs/{run_id}``, ``/runs/{run_id}/series/{key}`` (JSON, downsampled), ``/compare?runs=a,b``,
 ``/models``, ``/models/{name}``, ``/models/{name}/versions/{v}/lineage``, ``/datasets``,
 ``/datasets/{name}``, ``/resources``, ``/login``, ``/logout``. None is in the OpenAPI schema.
+
+One module per page family, each with its own router: ``_runs`` (projects, runs, comparison,
+chart series, artifact downloads through ``_download``), ``_models`` (models, aliases, lineage
+laid out by ``_graph``), ``_datasets``, ``_resources`` (this machine), ``_energy`` (a project's
+energy and cost) and ``_session`` (login, logout). ``_web`` holds what every page shares: the
+templates, the session, CSRF and error pages; ``_series`` shrinks a metric for a chart.
 """
 
 from __future__ import annotations
@@ -25,12 +31,16 @@ STATIC = "/ui/static"
 
 def mount(app: FastAPI, store: Store, guard: Guard) -> None:
     """Add the UI's pages and static files to ``app``."""
-    from luminary.server.ui import _registry, _runs
+    from luminary.server.ui import _datasets, _energy, _models, _resources, _runs, _session
     from luminary.server.ui._web import Web
 
     web = Web(store, guard)
     app.state.web = web
     app.include_router(_runs.router(web))
-    app.include_router(_registry.router(web))
+    app.include_router(_session.router(web))
+    app.include_router(_models.router(web))
+    app.include_router(_datasets.router(web))
+    app.include_router(_resources.router(web))
+    app.include_router(_energy.router(web))
     static = Path(__file__).parent / "static"
     app.mount(STATIC, StaticFiles(directory=static), name="ui-static")

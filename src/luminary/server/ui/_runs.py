@@ -1,5 +1,5 @@
 """Pages about projects and runs: projects, the runs table, a run, comparing runs, a metric's
-series for charts, artifact downloads, login and logout."""
+series for charts and artifact downloads."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
-from luminary.errors import AuthenticationError, NotFoundError
+from luminary.errors import NotFoundError
 from luminary.server._app import ok
 from luminary.server.ui._download import download
-from luminary.server.ui._shapes import downsample, envelope
-from luminary.server.ui._web import SESSION_COOKIE, FormData, Web, check_csrf, pages, safe_next
+from luminary.server.ui._series import downsample, envelope
+from luminary.server.ui._web import Web, pages
 
 __all__ = ["PAGE_SIZE", "router"]
 
@@ -186,41 +186,6 @@ def router(web: Web) -> APIRouter:
             metric=metric,
             differs=differs,
         )
-
-    @r.get("/login")
-    def login_form(request: Request, next: str = "/") -> Response:
-        if not web.guard.enabled:
-            return RedirectResponse("/", 303)
-        return web.render(request, "login.html", next=safe_next(next), problem=None)
-
-    @r.post("/login")
-    @pages(web)
-    def login(request: Request, data: FormData) -> Response:
-        check_csrf(request, data.get("csrf"))
-        token, next = data.get("token", ""), data.get("next", "/")
-        if not web.guard.enabled:
-            return RedirectResponse("/", 303)
-        try:
-            web.guard.authenticate(f"Bearer {token.strip()}")
-        except AuthenticationError as exc:
-            return web.render(request, "login.html", 401, next=safe_next(next), problem=exc.message)
-        response = RedirectResponse(safe_next(next), 303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            token.strip(),
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
-        return response
-
-    @r.post("/logout")
-    @pages(web)
-    def logout(request: Request, data: FormData) -> Response:
-        check_csrf(request, data.get("csrf"))
-        response = RedirectResponse("/login" if web.guard.enabled else "/", 303)
-        response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
-        return response
 
     return r
 

@@ -1,9 +1,10 @@
 """What every page shares: the Jinja2 environment (autoescape on), the login session, the CSRF
 token and the mapping of Luminary errors to HTML error pages.
 
-Session: ``/login`` checks a token with the app's :class:`~luminary.server._auth.Guard` and keeps
-it in an ``HttpOnly; SameSite=Strict`` cookie; each page resolves the principal from it the way
-the REST API resolves a bearer header (same cache, same roles). With access control off everyone
+Session: the login page (:mod:`luminary.server.ui._session`) checks a token with the app's
+:class:`~luminary.server._auth.Guard` and keeps it in an ``HttpOnly; SameSite=Strict`` cookie;
+each page resolves the principal from it the way the REST API resolves a bearer header (same
+cache, same roles). With access control off everyone
 is the local admin and no login is asked.
 
 CSRF: a random token in a ``SameSite=Strict`` cookie, repeated in a hidden field of every form
@@ -200,13 +201,6 @@ def _here(request: Request) -> str:
 
 def _https(request: Request) -> bool:
     return request.url.scheme == "https"
-
-
-def safe_next(target: str | None) -> str:
-    """A local path to go back to after login (never another site)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
 
 
 def fmt(value: Any) -> str:

@@ -1,5 +1,5 @@
-"""Pages about models (versions, aliases, alias history, moving an alias, lineage), datasets
-(versions, diffs), this machine's resources and a project's energy and cost."""
+"""Pages about models: the model list, a model's versions and aliases with their history,
+moving an alias, and a version's lineage drawn as a graph."""
 
 from __future__ import annotations
 
@@ -9,14 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from luminary.auth.models import Role
-from luminary.errors import InvalidArgumentError, LuminaryError
-from luminary.server.ui._shapes import NODE_H, NODE_W, lineage_graph
+from luminary.errors import InvalidArgumentError
+from luminary.server.ui._graph import NODE_H, NODE_W, lineage_graph
 from luminary.server.ui._web import FormData, Web, check_csrf, pages
 
-__all__ = ["MAX_CHANGES", "router"]
-
-#: Changes listed on a dataset diff page; the summary counts them all.
-MAX_CHANGES = 500
+__all__ = ["router"]
 
 
 def router(web: Web) -> APIRouter:
@@ -87,72 +84,5 @@ def router(web: Web) -> APIRouter:
             node_w=NODE_W,
             node_h=NODE_H,
         )
-
-    @r.get("/datasets")
-    @pages(web)
-    def datasets(request: Request) -> Response:
-        principal = web.principal(request)
-        shown = web.guard.only_visible(principal, store.list_datasets(), lambda d: d.project)
-        return web.render(request, "datasets.html", datasets=shown)
-
-    @r.get("/datasets/{name}")
-    @pages(web)
-    def dataset(request: Request, name: str, a: str = "", b: str = "") -> Response:
-        principal = web.principal(request)
-        web.check(principal, "dataset", name)
-        found = store.get_dataset(name)
-        versions = store.list_dataset_versions(name)
-        changes: list[object] = []
-        summary = None
-        problem = None
-        if a and b:
-            from luminary.datasets import DiffTally, diff_manifests
-
-            old = store.get_dataset_version(f"{name}@{a}")
-            new = store.get_dataset_version(f"{name}@{b}")
-            tally = DiffTally()
-            try:
-                with (
-                    store.blobs.open_verified(old.manifest_digest) as fa,
-                    store.blobs.open_verified(new.manifest_digest) as fb,
-                ):
-                    for change in diff_manifests(fa, fb, tally=tally, names=(old.ref, new.ref)):
-                        if len(changes) < MAX_CHANGES:
-                            changes.append(change)
-                summary = tally.summary()
-            except LuminaryError as exc:
-                problem = exc.message
-        return web.render(
-            request,
-            "dataset.html",
-            dataset=found,
-            versions=versions,
-            a=a,
-            b=b,
-            changes=changes,
-            summary=summary,
-            problem=problem,
-            max_changes=MAX_CHANGES,
-        )
-
-    @r.get("/resources")
-    @pages(web)
-    def resources(request: Request) -> Response:
-        web.principal(request)
-        from luminary.compute import collect, rows
-
-        snap = collect(timeout=0.5)
-        return web.render(request, "resources.html", host=snap.host, rows=rows(snap))
-
-    @r.get("/projects/{project}/energy")
-    @pages(web)
-    def energy(request: Request, project: str) -> Response:
-        principal = web.principal(request)
-        web.check(principal, "project", project)
-        store.get_project(project)
-        from luminary.costs import cost_report
-
-        report = cost_report(project=project, store=store)
-        return web.render(request, "energy.html", project=project, report=report)
 
     return r
