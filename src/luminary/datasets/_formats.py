@@ -21,7 +21,6 @@ Local paths are opened directly; URLs (``s3://...``, ``root://...``) through ``f
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from collections import Counter
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import IO, Any
 
+from luminary._optional import require
 from luminary.errors import (
     InvalidArgumentError,
     LuminaryError,
@@ -167,14 +167,6 @@ def _expect(value: Any, kind: type, where: str) -> Any:
 
 
 # --------------------------------------------------------------------------- opening files
-
-
-def require(module: str, extra: str, purpose: str) -> ModuleType:
-    """Import an optional package, or raise MissingDependencyError naming the pip extra."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError.for_module(module, extra, purpose) from exc
 
 
 def require_format(fmt: str, purpose: str) -> ModuleType:

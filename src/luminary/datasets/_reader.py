@@ -30,6 +30,7 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
+from luminary._optional import require
 from luminary.datasets._formats import (
     UNKNOWN_TYPE,
     Column,
@@ -42,7 +43,6 @@ from luminary.datasets._formats import (
     opened,
     parquet_table,
     reading,
-    require,
     require_format,
     root_tables,
 )

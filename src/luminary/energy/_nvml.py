@@ -22,6 +22,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from luminary._optional import require
 from luminary.energy._meter import Meter, Reading, Track
 from luminary.energy.models import SourceStatus
 from luminary.errors import BackendUnavailableError, MissingDependencyError
@@ -33,13 +34,7 @@ INSTALL = "pip install 'luminary[gpu]'"
 
 def load_pynvml() -> ModuleType:
     """The ``pynvml`` module; MissingDependencyError naming the extra when it is absent."""
-    try:
-        import pynvml
-    except ImportError as exc:
-        package, purpose = "nvidia-ml-py", "GPU energy measurement"
-        raise MissingDependencyError.for_module(package, "gpu", purpose) from exc
-    module: ModuleType = pynvml
-    return module
+    return require("pynvml", "gpu", "GPU energy measurement", package="nvidia-ml-py")
 
 
 def _name(nv: ModuleType, handle: Any) -> str:

@@ -18,16 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from luminary.errors import MissingDependencyError
+from luminary._optional import require
 
 
 def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError as exc:
-        module = "onnx"
-        raise MissingDependencyError.for_module(module, "onnx", "building test models") from exc
-    return onnx
+    return require("onnx", "onnx", "building test models")
 
 
 def _dense_layers(
