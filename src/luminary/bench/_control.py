@@ -19,7 +19,7 @@ from luminary.errors import (
     LuminaryError,
     NotFoundError,
 )
-from luminary.serving._types import TensorSpec
+from luminary.serving import TensorSpec
 
 __all__ = ["DEFAULT_PORTS", "PROTOCOLS", "Control", "Endpoint", "ModelInfo", "parse_url"]
 
@@ -259,7 +259,7 @@ class Control:
         return result
 
     def _call(self, method: str, fields: dict[str, Any]) -> Any:
-        from luminary.serving._proto import grpc_service_pb2 as pb
+        from luminary.serving import grpc_service_pb2 as pb
 
         request = getattr(pb, f"{method}Request")(**fields)
         call = self._client.unary_unary(
