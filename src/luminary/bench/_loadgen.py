@@ -48,7 +48,7 @@ from luminary.bench._control import (
     parse_url,
 )
 from luminary.errors import InvalidArgumentError, NotFoundError, nearest
-from luminary.serving import DTYPES, TensorSpec
+from luminary.serving import DTYPES, TensorConfig
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -152,7 +152,7 @@ def make_inputs(
     return tensors
 
 
-def _event_dims(t: TensorSpec, given: Sequence[int] | None, model: str) -> list[int]:
+def _event_dims(t: TensorConfig, given: Sequence[int] | None, model: str) -> list[int]:
     if given is None:
         return [d if d > 0 else 1 for d in t.dims]
     given = list(given)
@@ -169,7 +169,7 @@ def _event_dims(t: TensorSpec, given: Sequence[int] | None, model: str) -> list[
     return given
 
 
-def _random(rng: np.random.Generator, t: TensorSpec, shape: list[int]) -> np.ndarray:
+def _random(rng: np.random.Generator, t: TensorConfig, shape: list[int]) -> np.ndarray:
     dtype = DTYPES.get(t.datatype)
     if dtype is None:
         msg = (
@@ -387,7 +387,7 @@ def run_direct(
             name=file.stem,
             max_batch_size=DEFAULT_MAX_BATCH_SIZE if batched else 0,
             inputs=tuple(
-                TensorSpec(t.name, t.datatype, t.dims[1:] if batched else t.dims)
+                TensorConfig(t.name, t.datatype, t.dims[1:] if batched else t.dims)
                 for t in backend.inputs
             ),
         )

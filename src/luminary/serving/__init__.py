@@ -35,7 +35,7 @@ from luminary.serving._repository import (
     Source,
 )
 from luminary.serving._server import InferenceServer, ServeOptions
-from luminary.serving._types import DTYPES, BatchingConfig, ModelSpec, TensorSpec
+from luminary.serving._types import DTYPES, BatchingConfig, ModelSpec, TensorConfig
 
 __all__ = [
     "DEFAULT_MAX_BATCH_SIZE",
@@ -53,7 +53,7 @@ __all__ = [
     "ServeOptions",
     "ServingError",
     "Source",
-    "TensorSpec",
+    "TensorConfig",
     "UnavailableError",
     "grpc_service_pb2",
 ]

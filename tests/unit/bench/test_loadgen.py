@@ -11,10 +11,10 @@ import pytest
 from luminary.bench._control import Endpoint, ModelInfo, StatsSnapshot, _snapshot, parse_url
 from luminary.bench._loadgen import grpc_request, http_request, make_inputs
 from luminary.errors import InvalidArgumentError
-from luminary.serving import TensorSpec
+from luminary.serving import TensorConfig
 
-TAGGER = ModelInfo("tagger", 64, (TensorSpec("constituents", "FP32", (-1, -1, 10)),))
-COUNTER = ModelInfo("counter", 0, (TensorSpec("hits", "INT64", (-1, 3)),))
+TAGGER = ModelInfo("tagger", 64, (TensorConfig("constituents", "FP32", (-1, -1, 10)),))
+COUNTER = ModelInfo("counter", 0, (TensorConfig("hits", "INT64", (-1, 3)),))
 
 
 @pytest.mark.parametrize(
