@@ -7,18 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from luminary.errors import MissingDependencyError
+from luminary._optional import require
 from luminary.serving._types import ONNX_TYPES, TensorConfig
 from luminary.serving.backends._base import Backend, BackendOptions, LoadError
 
 
 def _import_ort() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        module = "onnxruntime"
-        raise MissingDependencyError.for_module(module, "serve", "serve ONNX models") from exc
-    return onnxruntime
+    return require("onnxruntime", "serve", "serve ONNX models")
 
 
 def _providers(ort: Any, options: BackendOptions) -> list[Any]:
