@@ -12,7 +12,7 @@ import typer
 from luminary.cli._output import OUTPUT, Output, emit_json, err, new_table, out
 
 if TYPE_CHECKING:
-    from luminary.serving._loadgen import LoadResult
+    from luminary.bench import LoadResult
 
 app = typer.Typer(
     help="Benchmarks: load on an inference server, compared with direct inference.",
@@ -125,7 +125,7 @@ def serve(
 ) -> None:
     """Drive a running `luminary serve` (or Triton) with random inputs at each concurrency:
     events/s, latency percentiles, errors and the batches the server formed."""
-    from luminary.serving._loadgen import probe, run_direct, run_load
+    from luminary.bench import probe, run_direct, run_load
 
     levels = _levels(concurrency)
     shapes = _shapes(shape or [])

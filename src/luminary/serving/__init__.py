@@ -10,8 +10,10 @@ Layers, from the wire inwards:
 * ``_repository`` loads models from a folder or the registry and hot-swaps them when an alias
   moves; ``_config`` reads Triton's ``config.pbtxt``;
 * ``_metrics`` exposes Prometheus metrics with Triton's names; ``_stats`` feeds them;
-* ``_server`` runs it all; ``_loadgen`` is the load generator behind ``luminary bench serve``
-  (``_control``: its client for the protocol's metadata and statistics calls).
+* ``_server`` runs it all;
+* ``_proto`` holds the protocol's generated messages; clients of the protocol (the load
+  generator in :mod:`luminary.bench`) use them as :data:`grpc_service_pb2`, and the data types
+  as :data:`DTYPES`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from luminary.serving._errors import (
     ServingError,
     UnavailableError,
 )
+from luminary.serving._proto import grpc_service_pb2
 from luminary.serving._repository import (
     FolderSource,
     LoadedModel,
@@ -32,10 +35,11 @@ from luminary.serving._repository import (
     Source,
 )
 from luminary.serving._server import InferenceServer, ServeOptions
-from luminary.serving._types import BatchingConfig, ModelSpec, TensorSpec
+from luminary.serving._types import DTYPES, BatchingConfig, ModelSpec, TensorConfig
 
 __all__ = [
     "DEFAULT_MAX_BATCH_SIZE",
+    "DTYPES",
     "BatchingConfig",
     "FolderSource",
     "InferenceServer",
@@ -49,6 +53,7 @@ __all__ = [
     "ServeOptions",
     "ServingError",
     "Source",
-    "TensorSpec",
+    "TensorConfig",
     "UnavailableError",
+    "grpc_service_pb2",
 ]

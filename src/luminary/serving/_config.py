@@ -24,7 +24,7 @@ from luminary.serving._types import (
     BatchingConfig,
     ModelSpec,
     QueuePolicy,
-    TensorSpec,
+    TensorConfig,
     config_type,
     protocol_type,
 )
@@ -64,12 +64,12 @@ def read_config(path: Path) -> Any:
 
 
 def _merge_tensors(
-    declared: Sequence[TensorSpec], configured: Sequence[Any], batched: bool, where: str
-) -> tuple[TensorSpec, ...]:
+    declared: Sequence[TensorConfig], configured: Sequence[Any], batched: bool, where: str
+) -> tuple[TensorConfig, ...]:
     by_name = {t.name: t for t in declared}
     if not configured:
         return tuple(
-            TensorSpec(t.name, t.datatype, t.dims[1:] if batched else t.dims) for t in declared
+            TensorConfig(t.name, t.datatype, t.dims[1:] if batched else t.dims) for t in declared
         )
     result = []
     for c in configured:
@@ -90,7 +90,7 @@ def _merge_tensors(
                 )
                 raise InvalidArgumentError(msg)
         dims = tuple(c.dims) if c.dims else (spec.dims[1:] if batched else spec.dims)
-        result.append(TensorSpec(c.name, datatype, dims))
+        result.append(TensorConfig(c.name, datatype, dims))
     return tuple(result)
 
 
@@ -120,8 +120,8 @@ def build_spec(
     version: str,
     backend: str,
     platform: str,
-    inputs: Sequence[TensorSpec],
-    outputs: Sequence[TensorSpec],
+    inputs: Sequence[TensorConfig],
+    outputs: Sequence[TensorConfig],
     config: Any | None = None,
     *,
     instances: int = 1,

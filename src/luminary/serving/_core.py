@@ -1,16 +1,20 @@
 """Protocol-independent inference: tensors checked against the model, queued, answered.
 
 Both front ends decode their wire format into :class:`InputTensor` values (a NumPy view over
-the request's bytes where the wire carries raw bytes), then call :meth:`Core.submit`. The
+the request's bytes where the wire carries raw bytes), then call :meth:`Core.infer` (a
+synchronous handler thread, which may run the batch itself), :meth:`Core.infer_async` (an event
+loop) or :meth:`Core.infer_nowait` (a stream that queues requests before their answers come
+back). Each is :meth:`Core.prepare` (the checks) then :meth:`Core.submit` (the queue). The
 checks name the tensor, what was sent and what the model expects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -33,6 +37,24 @@ class InputTensor:
     datatype: str
     shape: tuple[int, ...]
     data: Any  # bytes-like (raw), a list (JSON ``data``) or an ndarray
+
+
+class Request(Protocol):
+    """A request as a front end decoded it: what :meth:`Core.infer_async` reads."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def version(self) -> str: ...  # "": the version now serving
+    @property
+    def inputs(self) -> Sequence[InputTensor]: ...
+    @property
+    def outputs(self) -> Sequence[str]: ...  # empty: all of the model's outputs
+    @property
+    def parameters(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=Request)
 
 
 def element_count(name: str, shape: Sequence[int]) -> int:
@@ -212,8 +234,21 @@ def _int_parameter(parameters: dict[str, Any], key: str) -> int:
     return value
 
 
+def outputs_of(pending: Pending) -> dict[str, np.ndarray]:
+    """The outputs of a completed request, or its error raised."""
+    if pending.error is not None:
+        raise pending.error
+    result = pending.result
+    assert result is not None
+    return result
+
+
 class Core:
-    """What both front ends call. Thread-safe."""
+    """What both front ends call. Thread-safe.
+
+    The ``infer`` methods return the version that answered (a request queued while an alias
+    moved is answered by the version now serving) and raise :class:`ServingError`.
+    """
 
     def __init__(self, repository: ModelRepository) -> None:
         self.repository = repository
@@ -283,3 +318,67 @@ class Core:
                 raise
         msg = f"model {loaded.spec.name!r} is being swapped; retry"
         raise UnavailableError(msg)
+
+    def infer(
+        self,
+        model: str,
+        version: str,
+        tensors: Sequence[InputTensor],
+        outputs: Sequence[str],
+        parameters: dict[str, Any],
+    ) -> tuple[LoadedModel, dict[str, np.ndarray]]:
+        """Answer a request on the calling thread (a gRPC handler): check, queue, wait.
+
+        When an instance is idle, the calling thread runs the batch itself
+        (:meth:`Batcher.run`) instead of handing it to a worker.
+        """
+        loaded, pending = self.prepare(model, version, tensors, outputs, parameters)
+        loaded = self.submit(loaded, pending, wait=True)
+        return loaded, outputs_of(pending)
+
+    def infer_nowait(
+        self,
+        model: str,
+        version: str,
+        tensors: Sequence[InputTensor],
+        outputs: Sequence[str],
+        parameters: dict[str, Any],
+    ) -> tuple[LoadedModel, Pending]:
+        """Check and queue a request without waiting for it (a stream's reader thread); the
+        caller waits with :meth:`Pending.wait` and reads the answer with :func:`outputs_of`."""
+        loaded, pending = self.prepare(model, version, tensors, outputs, parameters)
+        return self.submit(loaded, pending), pending
+
+    async def infer_async(
+        self, decode: Callable[[], R], *, offload: bool = False
+    ) -> tuple[R, LoadedModel, dict[str, np.ndarray]]:
+        """Answer a request on the running event loop: ``decode`` gives it, then it is
+        checked, queued and awaited.
+
+        With ``offload``, ``decode`` and the checks run together on a worker thread (one hand-
+        over), so that a large body's parsing and conversion do not hold up the loop's other
+        requests. Returns the decoded request with the answer.
+        """
+        loop = asyncio.get_running_loop()
+        if offload:
+            request, loaded, pending = await asyncio.to_thread(self._decoded, decode, loop)
+        else:
+            request, loaded, pending = self._decoded(decode, loop)
+        loaded = self.submit(loaded, pending)
+        assert pending.future is not None
+        await pending.future
+        return request, loaded, outputs_of(pending)
+
+    def _decoded(
+        self, decode: Callable[[], R], loop: asyncio.AbstractEventLoop
+    ) -> tuple[R, LoadedModel, Pending]:
+        request = decode()
+        loaded, pending = self.prepare(
+            request.model,
+            request.version,
+            request.inputs,
+            request.outputs,
+            request.parameters,
+            loop=loop,
+        )
+        return request, loaded, pending

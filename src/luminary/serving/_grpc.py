@@ -17,12 +17,12 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+import numpy as np
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from luminary.errors import InvalidArgumentError
-from luminary.serving._batcher import Pending
-from luminary.serving._core import Core, InputTensor
+from luminary.serving._core import Core, InputTensor, outputs_of
 from luminary.serving._errors import InvalidInputError, ModelExecutionError, ServingError
 from luminary.serving._frontend import (
     DEFAULT_MAX_BODY,
@@ -76,11 +76,7 @@ def _tensors(request: Any) -> list[InputTensor]:
     return tensors
 
 
-def _response(loaded: LoadedModel, request: Any, pending: Pending) -> Any:
-    if pending.error is not None:
-        raise pending.error
-    result = pending.result
-    assert result is not None
+def _response(loaded: LoadedModel, request: Any, result: dict[str, np.ndarray]) -> Any:
     response = pb.ModelInferResponse(
         model_name=loaded.spec.name, model_version=loaded.spec.version, id=request.id
     )
@@ -121,25 +117,20 @@ class Servicer:
         self.live = live
         self.model_control = check_model_control(model_control)
 
-    def _start(self, request: Any, context: Any, wait: bool = False) -> tuple[LoadedModel, Pending]:
-        parameters = _parameters(request.parameters)
-        remaining = context.time_remaining() if context is not None else None
-        if remaining is not None and "timeout" not in parameters:
-            parameters["timeout"] = max(1, int(remaining * 1e6))
-        core = self.core
-        loaded, pending = core.prepare(
-            request.model_name,
-            request.model_version,
-            _tensors(request),
-            [o.name for o in request.outputs],
-            parameters,
-        )
-        return core.submit(loaded, pending, wait=wait), pending
-
     def ModelInfer(self, request: Any, context: Any) -> Any:
         try:
-            loaded, pending = self._start(request, context, wait=True)
-            return _response(loaded, request, pending)
+            parameters = _parameters(request.parameters)
+            remaining = context.time_remaining() if context is not None else None
+            if remaining is not None and "timeout" not in parameters:
+                parameters["timeout"] = max(1, int(remaining * 1e6))
+            loaded, result = self.core.infer(
+                request.model_name,
+                request.model_version,
+                _tensors(request),
+                [o.name for o in request.outputs],
+                parameters,
+            )
+            return _response(loaded, request, result)
         except ServingError as exc:
             context.abort(getattr(grpc.StatusCode, exc.grpc_code), str(exc))
             raise  # abort raises; this keeps type checkers informed
@@ -159,7 +150,13 @@ class Servicer:
                         inflight.put((pb.ModelInferRequest(), None, None, error))
                         continue
                     try:
-                        loaded, pending = self._start(request, None)
+                        loaded, pending = self.core.infer_nowait(
+                            request.model_name,
+                            request.model_version,
+                            _tensors(request),
+                            [o.name for o in request.outputs],
+                            _parameters(request.parameters),
+                        )
                         inflight.put((request, loaded, pending, None))
                     except ServingError as exc:
                         inflight.put((request, None, None, exc))
@@ -182,7 +179,7 @@ class Servicer:
                 pending.wait()
                 try:
                     yield pb.ModelStreamInferResponse(
-                        infer_response=_response(loaded, request, pending)
+                        infer_response=_response(loaded, request, outputs_of(pending))
                     )
                     continue
                 except ServingError as exc:

@@ -19,7 +19,6 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from luminary.serving._batcher import Pending
 from luminary.serving._core import Core, InputTensor
 from luminary.serving._errors import (
     InvalidInputError,
@@ -203,24 +202,15 @@ class InferenceApp:
                 header_length = value
             elif key == b"content-encoding":
                 encoding = value
-        loop = asyncio.get_running_loop()
 
         def decode() -> _Decoded:
             raw = body if encoding is None else _decompress(encoding, body, self.max_body)
-            return self._decode(name, version, raw, header_length, loop)
+            return self._decode(name, version, raw, header_length)
 
         # Large bodies are inflated, parsed and converted on a worker thread: other clients'
         # requests keep being answered meanwhile (zlib and NumPy release the GIL).
         offload = encoding is not None or len(body) >= OFFLOAD_BYTES
-        decoded = await asyncio.to_thread(decode) if offload else decode()
-        loaded = self.core.submit(decoded.loaded, decoded.pending)
-        pending = decoded.pending
-        assert pending.future is not None
-        await pending.future
-        if pending.error is not None:
-            raise pending.error
-        result = pending.result
-        assert result is not None
+        decoded, loaded, result = await self.core.infer_async(decode, offload=offload)
         requested = decoded.requested or [
             (t.name, decoded.binary_default) for t in loaded.spec.outputs
         ]
@@ -235,9 +225,8 @@ class InferenceApp:
         version: str,
         body: bytes,
         header_length: bytes | None,
-        loop: asyncio.AbstractEventLoop,
     ) -> _Decoded:
-        """The request checked against the model and ready to queue (any thread)."""
+        """The request's JSON header and tensors, read from the body (any thread)."""
         if header_length is not None:
             try:
                 json_size = int(header_length)
@@ -311,18 +300,23 @@ class InferenceApp:
                     raise InvalidInputError(msg)
                 p = json_object(out.get("parameters"), f"output {out['name']!r}: 'parameters'")
                 requested.append((out["name"], bool(p.get("binary_data", binary_default))))
-        loaded, pending = self.core.prepare(
-            name, version, tensors, [n for n, _ in requested], parameters, loop=loop
+        outputs = [n for n, _ in requested]
+        return _Decoded(
+            request, name, version, tensors, outputs, parameters, requested, binary_default
         )
-        return _Decoded(request, loaded, pending, requested, binary_default)
 
 
 @dataclass(frozen=True)
 class _Decoded:
-    request: dict[str, Any]
-    loaded: LoadedModel
-    pending: Pending
-    requested: list[tuple[str, bool]]
+    """A decoded request (a :class:`~luminary.serving._core.Request`) and how to answer it."""
+
+    request: dict[str, Any]  # the JSON header
+    model: str
+    version: str
+    inputs: list[InputTensor]
+    outputs: list[str]
+    parameters: dict[str, Any]
+    requested: list[tuple[str, bool]]  # (output, in binary); empty: all, binary_default
     binary_default: bool
 
 

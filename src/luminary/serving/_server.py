@@ -13,7 +13,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from luminary.errors import InvalidArgumentError, LuminaryError, MissingDependencyError
+from luminary._optional import available, require
+from luminary.errors import InvalidArgumentError, LuminaryError
 from luminary.serving._core import Core
 from luminary.serving._frontend import DEFAULT_MAX_BODY, check_model_control
 from luminary.serving._grpc import build_server
@@ -137,11 +138,7 @@ class InferenceServer:
         )
 
     def _start_http(self) -> None:
-        try:
-            import uvicorn
-        except ImportError as exc:
-            module = "uvicorn"
-            raise MissingDependencyError.for_module(module, "server", "the HTTP front end") from exc
+        uvicorn = require("uvicorn", "server", "the HTTP front end")
         o = self.options
         sock = _listen(o.host, o.http_port, o.reuse_port)
         self.http_port = int(sock.getsockname()[1])
@@ -158,18 +155,8 @@ class InferenceServer:
             "lifespan": "off",
             "timeout_graceful_shutdown": 30,
         }
-        try:
-            import uvloop  # noqa: F401
-
-            kwargs["loop"] = "uvloop"
-        except ImportError:
-            kwargs["loop"] = "asyncio"
-        try:
-            import httptools  # noqa: F401
-
-            kwargs["http"] = "httptools"
-        except ImportError:
-            kwargs["http"] = "h11"
+        kwargs["loop"] = "uvloop" if available("uvloop") else "asyncio"
+        kwargs["http"] = "httptools" if available("httptools") else "h11"
         config = uvicorn.Config(app, **kwargs)
         self._uvicorn = uvicorn.Server(config)
         started = threading.Event()

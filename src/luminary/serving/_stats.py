@@ -7,10 +7,10 @@ endpoints and by the Prometheus collector at scrape time.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from luminary._clock import now_ms
 from luminary.serving._batcher import BatchTimings
 
 
@@ -48,7 +48,7 @@ class ModelStats:
     def observe(self, t: BatchTimings | None, failed: int) -> None:
         """The batcher's observer: one executed batch, or ``failed`` requests."""
         with self._lock:
-            self.last_inference_ms = time.time_ns() // 1_000_000
+            self.last_inference_ms = now_ms()
             if failed:
                 self.fail.count += failed
             if t is None:

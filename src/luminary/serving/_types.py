@@ -72,10 +72,13 @@ def protocol_type(config_name: str) -> str:
 
 
 @dataclass(frozen=True)
-class TensorSpec:
-    """One input or output: its name, protocol data type and dims per event.
+class TensorConfig:
+    """One input or output as the protocol serves it (Triton's ``ModelInput`` /
+    ``ModelOutput``): its name, protocol data type (``"FP32"``) and dims per event.
 
     ``dims`` excludes the batch dimension when the model batches; ``-1`` is a free dimension.
+    The model file's own signature, as the registry stores it, is
+    :class:`luminary.registry.TensorSpec`.
     """
 
     name: str
@@ -122,8 +125,8 @@ class ModelSpec:
     platform: str
     backend: str
     max_batch_size: int  # 0: the model does not batch, requests carry full shapes
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
+    inputs: tuple[TensorConfig, ...]
+    outputs: tuple[TensorConfig, ...]
     batching: BatchingConfig
     instances: int = 1
     intra_op_threads: int = 1
@@ -134,13 +137,13 @@ class ModelSpec:
     def batched(self) -> bool:
         return self.max_batch_size > 0
 
-    def input(self, name: str) -> TensorSpec | None:
+    def input(self, name: str) -> TensorConfig | None:
         for spec in self.inputs:
             if spec.name == name:
                 return spec
         return None
 
-    def output(self, name: str) -> TensorSpec | None:
+    def output(self, name: str) -> TensorConfig | None:
         for spec in self.outputs:
             if spec.name == name:
                 return spec

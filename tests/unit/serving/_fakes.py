@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from luminary.serving._types import BatchingConfig, ModelSpec, QueuePolicy, TensorSpec
+from luminary.serving._types import BatchingConfig, ModelSpec, QueuePolicy, TensorConfig
 from luminary.serving.backends import Backend, BackendOptions
 
 RELEASE_TIMEOUT = 10.0  # a held batch never blocks a test run for longer
@@ -39,12 +39,12 @@ class RecordingBackend(Backend):
         return cls()
 
     @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return (TensorSpec("x", "FP32", (-1, -1)),)
+    def inputs(self) -> tuple[TensorConfig, ...]:
+        return (TensorConfig("x", "FP32", (-1, -1)),)
 
     @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return (TensorSpec("y", "FP32", (-1, -1)),)
+    def outputs(self) -> tuple[TensorConfig, ...]:
+        return (TensorConfig("y", "FP32", (-1, -1)),)
 
     def run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         if self.closed:
@@ -82,8 +82,8 @@ def spec(
         platform="recording",
         backend="recording",
         max_batch_size=max_batch,
-        inputs=(TensorSpec("x", "FP32", dims),),
-        outputs=(TensorSpec("y", "FP32", dims),),
+        inputs=(TensorConfig("x", "FP32", dims),),
+        outputs=(TensorConfig("y", "FP32", dims),),
         batching=BatchingConfig(
             enabled=max_batch > 0,
             max_queue_delay_us=delay_us,

@@ -10,7 +10,7 @@ import pytest
 from luminary.errors import InvalidArgumentError
 from luminary.serving._config import DEFAULT_MAX_BATCH_SIZE, build_spec, read_config, to_proto
 from luminary.serving._proto import model_config_pb2 as mc
-from luminary.serving._types import QueuePolicy, TensorSpec
+from luminary.serving._types import QueuePolicy, TensorConfig
 
 TRITON_CONFIG = """
 name: "jet_tagger"
@@ -62,8 +62,8 @@ response_cache { enable: true }
 version_labels: [ 1, 2 ]
 """
 
-DECLARED_IN = (TensorSpec("constituents", "FP32", (-1, 30, 10)),)
-DECLARED_OUT = (TensorSpec("probabilities", "FP32", (-1, 5)),)
+DECLARED_IN = (TensorConfig("constituents", "FP32", (-1, 30, 10)),)
+DECLARED_OUT = (TensorConfig("probabilities", "FP32", (-1, 5)),)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -98,8 +98,8 @@ def test_the_spec_takes_batching_instances_and_threads_from_the_config(tmp_path:
     spec = spec_from(read_config(write(tmp_path, TRITON_CONFIG)))
     assert spec.max_batch_size == 64
     assert spec.batched
-    assert spec.inputs == (TensorSpec("constituents", "FP32", (30, 10)),)
-    assert spec.outputs == (TensorSpec("probabilities", "FP32", (5,)),)
+    assert spec.inputs == (TensorConfig("constituents", "FP32", (30, 10)),)
+    assert spec.outputs == (TensorConfig("probabilities", "FP32", (5,)),)
     b = spec.batching
     assert b.enabled
     assert b.preferred_batch_sizes == (16, 32)
@@ -149,12 +149,14 @@ def test_an_unreadable_config_names_the_file(tmp_path: Path) -> None:
 def test_without_a_config_a_free_first_dimension_batches_by_default() -> None:
     spec = spec_from(None)
     assert spec.max_batch_size == DEFAULT_MAX_BATCH_SIZE
-    assert spec.inputs == (TensorSpec("constituents", "FP32", (30, 10)),)
+    assert spec.inputs == (TensorConfig("constituents", "FP32", (30, 10)),)
     assert spec.batching.enabled
-    fixed = spec_from(None, (TensorSpec("x", "FP32", (4, 16)),), (TensorSpec("y", "FP32", (4,)),))
+    fixed = spec_from(
+        None, (TensorConfig("x", "FP32", (4, 16)),), (TensorConfig("y", "FP32", (4,)),)
+    )
     assert fixed.max_batch_size == 0
     assert not fixed.batched
-    assert fixed.inputs == (TensorSpec("x", "FP32", (4, 16)),)
+    assert fixed.inputs == (TensorConfig("x", "FP32", (4, 16)),)
 
 
 def test_a_datatype_that_disagrees_with_the_file_is_refused(tmp_path: Path) -> None:
@@ -169,7 +171,7 @@ def test_a_datatype_that_disagrees_with_the_file_is_refused(tmp_path: Path) -> N
 
 
 def test_a_configured_input_missing_from_the_file_lists_the_file_inputs(tmp_path: Path) -> None:
-    inputs = (*DECLARED_IN, TensorSpec("mask", "BOOL", (-1, 30)))
+    inputs = (*DECLARED_IN, TensorConfig("mask", "BOOL", (-1, 30)))
     text = 'max_batch_size: 8\ninput [ { name: "jets" data_type: TYPE_FP32 dims: [30, 10] } ]'
     with pytest.raises(InvalidArgumentError) as info:
         spec_from(read_config(write(tmp_path, text)), inputs)
@@ -183,7 +185,7 @@ def test_max_batch_size_on_a_model_without_a_free_first_dimension_is_refused(
 ) -> None:
     config = read_config(write(tmp_path, "max_batch_size: 8"))
     with pytest.raises(InvalidArgumentError) as info:
-        spec_from(config, (TensorSpec("x", "FP32", (4, 16)),), (TensorSpec("y", "FP32", (4,)),))
+        spec_from(config, (TensorConfig("x", "FP32", (4, 16)),), (TensorConfig("y", "FP32", (4,)),))
     message = str(info.value)
     assert "max_batch_size 8" in message
     assert "set max_batch_size: 0" in message

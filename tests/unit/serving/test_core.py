@@ -13,11 +13,11 @@ import pytest
 from luminary.serving._core import Core, InputTensor, check, check_outputs, decode
 from luminary.serving._errors import InvalidInputError
 from luminary.serving._repository import FolderSource, ModelRepository
-from luminary.serving._types import BatchingConfig, ModelSpec, QueuePolicy, TensorSpec
+from luminary.serving._types import BatchingConfig, ModelSpec, QueuePolicy, TensorConfig
 
 
 def model(
-    inputs: tuple[TensorSpec, ...] = (TensorSpec("x", "FP32", (16,)),),
+    inputs: tuple[TensorConfig, ...] = (TensorConfig("x", "FP32", (16,)),),
     max_batch: int = 8,
 ) -> ModelSpec:
     return ModelSpec(
@@ -27,12 +27,12 @@ def model(
         backend="onnxruntime",
         max_batch_size=max_batch,
         inputs=inputs,
-        outputs=(TensorSpec("probabilities", "FP32", (5,)),),
+        outputs=(TensorConfig("probabilities", "FP32", (5,)),),
         batching=BatchingConfig(enabled=max_batch > 0),
     )
 
 
-TWO_INPUTS = (TensorSpec("jets", "FP32", (20, 4)), TensorSpec("mask", "BOOL", (20,)))
+TWO_INPUTS = (TensorConfig("jets", "FP32", (20, 4)), TensorConfig("mask", "BOOL", (20,)))
 
 
 def fp32(shape: tuple[int, ...], data: Any = None, name: str = "x") -> InputTensor:
@@ -78,7 +78,7 @@ def test_a_wrong_rank_or_event_shape_is_refused_with_the_expected_shape(
 
 
 def test_a_fixed_shape_model_takes_exactly_its_shape() -> None:
-    spec = model((TensorSpec("x", "FP32", (4, 16)),), max_batch=0)
+    spec = model((TensorConfig("x", "FP32", (4, 16)),), max_batch=0)
     feeds, events = check(spec, [fp32((4, 16))])
     assert (feeds["x"].shape, events) == ((4, 16), 1)
     assert "expects [4, 16]" in refused(spec, fp32((1, 4, 16)))
@@ -108,14 +108,14 @@ def test_a_gigantic_declared_shape_is_refused_before_allocating() -> None:
     for data in (b"", [], memoryview(b"\0" * 64)):
         with pytest.raises(InvalidInputError, match="over the limit"):
             decode(InputTensor("x", "FP32", (2**40, 16), data))
-    free = model((TensorSpec("x", "FP32", (-1, -1)),), max_batch=0)
+    free = model((TensorConfig("x", "FP32", (-1, -1)),), max_batch=0)
     assert "over the limit" in refused(free, fp32((2**40, 16), data=b""))
     # a batched model refuses it on the batch size first
     assert "batch of 1099511627776 events" in refused(model(), fp32((2**40, 16), data=b""))
 
 
 def test_negative_dimensions_are_refused_even_when_their_product_fits_the_data() -> None:
-    free = model((TensorSpec("x", "FP32", (-1, -1)),), max_batch=0)
+    free = model((TensorConfig("x", "FP32", (-1, -1)),), max_batch=0)
     message = refused(free, fp32((-2, -8), data=bytes(64)))
     assert "negative dimension" in message
     assert "batch of -1 events" in refused(model(), fp32((-1, 16), data=bytes(64)))

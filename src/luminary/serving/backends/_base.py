@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from luminary.errors import LuminaryError
-from luminary.serving._types import TensorSpec
+from luminary.serving._types import TensorConfig
 
 
 class LoadError(LuminaryError):
@@ -46,12 +46,12 @@ class Backend(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def inputs(self) -> tuple[TensorSpec, ...]:
+    def inputs(self) -> tuple[TensorConfig, ...]:
         """Inputs as the file declares them: full shapes, ``-1`` for free dimensions."""
 
     @property
     @abc.abstractmethod
-    def outputs(self) -> tuple[TensorSpec, ...]:
+    def outputs(self) -> tuple[TensorConfig, ...]:
         """Outputs as the file declares them."""
 
     @property

@@ -7,18 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from luminary.errors import MissingDependencyError
-from luminary.serving._types import ONNX_TYPES, TensorSpec
+from luminary._optional import require
+from luminary.serving._types import ONNX_TYPES, TensorConfig
 from luminary.serving.backends._base import Backend, BackendOptions, LoadError
 
 
 def _import_ort() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        module = "onnxruntime"
-        raise MissingDependencyError.for_module(module, "serve", "serve ONNX models") from exc
-    return onnxruntime
+    return require("onnxruntime", "serve", "serve ONNX models")
 
 
 def _providers(ort: Any, options: BackendOptions) -> list[Any]:
@@ -72,12 +67,12 @@ def _providers(ort: Any, options: BackendOptions) -> list[Any]:
     return providers or ["CPUExecutionProvider"]
 
 
-def _specs(args: Any) -> tuple[TensorSpec, ...]:
+def _specs(args: Any) -> tuple[TensorConfig, ...]:
     specs = []
     for arg in args:
         datatype = ONNX_TYPES.get(arg.type, arg.type)
         dims = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in arg.shape)
-        specs.append(TensorSpec(arg.name, datatype, dims))
+        specs.append(TensorConfig(arg.name, datatype, dims))
     return tuple(specs)
 
 
@@ -116,11 +111,11 @@ class OnnxRuntimeBackend(Backend):
         return cls(session, path)
 
     @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
+    def inputs(self) -> tuple[TensorConfig, ...]:
         return self._inputs
 
     @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
+    def outputs(self) -> tuple[TensorConfig, ...]:
         return self._outputs
 
     @property

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from luminary.bench import LoadResult, probe, run_direct, run_load
 from luminary.cli import app
 from luminary.errors import BackendUnavailableError, NotFoundError
 from luminary.serving import InferenceServer, ModelRepository, ServeOptions
-from luminary.serving._loadgen import LoadResult, probe, run_direct, run_load
 from luminary.testing.models import mlp
 
 SHORT = {"duration": 0.6, "warmup": 0.2}

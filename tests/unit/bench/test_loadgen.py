@@ -8,13 +8,13 @@ import re
 import numpy as np
 import pytest
 
+from luminary.bench._control import Endpoint, ModelInfo, StatsSnapshot, _snapshot, parse_url
+from luminary.bench._loadgen import grpc_request, http_request, make_inputs
 from luminary.errors import InvalidArgumentError
-from luminary.serving._control import Endpoint, ModelInfo, StatsSnapshot, _snapshot, parse_url
-from luminary.serving._loadgen import grpc_request, http_request, make_inputs
-from luminary.serving._types import TensorSpec
+from luminary.serving import TensorConfig
 
-TAGGER = ModelInfo("tagger", 64, (TensorSpec("constituents", "FP32", (-1, -1, 10)),))
-COUNTER = ModelInfo("counter", 0, (TensorSpec("hits", "INT64", (-1, 3)),))
+TAGGER = ModelInfo("tagger", 64, (TensorConfig("constituents", "FP32", (-1, -1, 10)),))
+COUNTER = ModelInfo("counter", 0, (TensorConfig("hits", "INT64", (-1, 3)),))
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_http_request_is_one_binary_tensor_request() -> None:
 
 
 def test_grpc_request_carries_raw_input_contents() -> None:
-    from luminary.serving._proto import grpc_service_pb2 as pb
+    from luminary.serving import grpc_service_pb2 as pb
 
     x = np.ones((1, 16), dtype=np.float32)
     request = pb.ModelInferRequest.FromString(grpc_request("mlp", "", {"x": x}))

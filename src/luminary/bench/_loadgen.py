@@ -4,7 +4,7 @@
 each keep one request in flight for ``warmup`` + ``duration`` seconds; requests that complete
 inside the measured window count. The request is built once from the model's metadata
 (random tensors of the right names, data types and shapes) and serialised once, then
-replayed (the loop itself is :mod:`~luminary.serving._loadloop`), so the generator's own cost
+replayed (the loop itself is :mod:`~luminary.bench._loadloop`), so the generator's own cost
 per request is a send, a receive and a clock read:
 
 * gRPC: a ``ModelInferRequest`` with ``raw_input_contents``, sent as bytes through a generic
@@ -37,9 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from luminary.errors import InvalidArgumentError, NotFoundError, nearest
-from luminary.serving import _loadloop
-from luminary.serving._control import (
+from luminary.bench import _loadloop
+from luminary.bench._control import (
     DEFAULT_PORTS,
     PROTOCOLS,
     Control,
@@ -48,7 +47,8 @@ from luminary.serving._control import (
     StatsSnapshot,
     parse_url,
 )
-from luminary.serving._types import DTYPES, TensorSpec
+from luminary.errors import InvalidArgumentError, NotFoundError, nearest
+from luminary.serving import DTYPES, TensorConfig
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -152,7 +152,7 @@ def make_inputs(
     return tensors
 
 
-def _event_dims(t: TensorSpec, given: Sequence[int] | None, model: str) -> list[int]:
+def _event_dims(t: TensorConfig, given: Sequence[int] | None, model: str) -> list[int]:
     if given is None:
         return [d if d > 0 else 1 for d in t.dims]
     given = list(given)
@@ -169,7 +169,7 @@ def _event_dims(t: TensorSpec, given: Sequence[int] | None, model: str) -> list[
     return given
 
 
-def _random(rng: np.random.Generator, t: TensorSpec, shape: list[int]) -> np.ndarray:
+def _random(rng: np.random.Generator, t: TensorConfig, shape: list[int]) -> np.ndarray:
     dtype = DTYPES.get(t.datatype)
     if dtype is None:
         msg = (
@@ -191,7 +191,7 @@ DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 def grpc_request(model: str, version: str, inputs: Mapping[str, np.ndarray]) -> bytes:
     """A serialised ``ModelInferRequest`` carrying ``inputs`` in ``raw_input_contents``."""
-    from luminary.serving._proto import grpc_service_pb2 as pb
+    from luminary.serving import grpc_service_pb2 as pb
 
     request = pb.ModelInferRequest(model_name=model, model_version=version)
     for name, array in inputs.items():
@@ -374,7 +374,7 @@ def run_direct(
     """The model in-process with ONNX Runtime (one intra-op thread), one call at a time,
     ``batch_size`` events a call. ``path`` is an ``.onnx`` file or a registry reference."""
     from luminary.energy import measure
-    from luminary.serving._config import DEFAULT_MAX_BATCH_SIZE
+    from luminary.serving import DEFAULT_MAX_BATCH_SIZE
     from luminary.serving.backends import BackendOptions, OnnxRuntimeBackend
 
     _check_run(concurrency=1, duration=duration, warmup=warmup, batch=batch_size)
@@ -387,7 +387,7 @@ def run_direct(
             name=file.stem,
             max_batch_size=DEFAULT_MAX_BATCH_SIZE if batched else 0,
             inputs=tuple(
-                TensorSpec(t.name, t.datatype, t.dims[1:] if batched else t.dims)
+                TensorConfig(t.name, t.datatype, t.dims[1:] if batched else t.dims)
                 for t in backend.inputs
             ),
         )

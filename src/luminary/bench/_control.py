@@ -19,7 +19,7 @@ from luminary.errors import (
     LuminaryError,
     NotFoundError,
 )
-from luminary.serving._types import TensorSpec
+from luminary.serving import TensorConfig
 
 __all__ = ["DEFAULT_PORTS", "PROTOCOLS", "Control", "Endpoint", "ModelInfo", "parse_url"]
 
@@ -78,7 +78,7 @@ class ModelInfo:
 
     name: str
     max_batch_size: int
-    inputs: tuple[TensorSpec, ...]
+    inputs: tuple[TensorConfig, ...]
 
     @property
     def batched(self) -> bool:
@@ -181,7 +181,7 @@ class Control:
             dims = tuple(int(d) for d in t.get("shape", []))
             if max_batch > 0:
                 dims = dims[1:]
-            inputs.append(TensorSpec(str(t["name"]), str(t["datatype"]), dims))
+            inputs.append(TensorConfig(str(t["name"]), str(t["datatype"]), dims))
         if not inputs:
             msg = f"model {model!r} on {self.endpoint} declares no inputs; nothing to send"
             raise InvalidArgumentError(msg)
@@ -259,7 +259,7 @@ class Control:
         return result
 
     def _call(self, method: str, fields: dict[str, Any]) -> Any:
-        from luminary.serving._proto import grpc_service_pb2 as pb
+        from luminary.serving import grpc_service_pb2 as pb
 
         request = getattr(pb, f"{method}Request")(**fields)
         call = self._client.unary_unary(

@@ -1,4 +1,4 @@
-"""The closed loop behind :func:`~luminary.serving._loadgen.run_load`: slots that each keep one
+"""The closed loop behind :func:`~luminary.bench._loadgen.run_load`: slots that each keep one
 pre-serialised request in flight, in one process or several.
 
 :func:`run` takes a :class:`Plan` (where, what bytes, how many slots, how long) and returns a
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from luminary.bench._control import Endpoint
 from luminary.errors import LuminaryError
-from luminary.serving._control import Endpoint
 
 __all__ = ["STREAMS_PER_CHANNEL", "Plan", "Progress", "Tally", "run"]
 
@@ -219,7 +219,7 @@ def _run_loop(coro: Any) -> Any:
 # re-run the caller's unguarded script.
 _CHILD = (
     "import pickle, sys; sys.path[:0] = pickle.load(sys.stdin.buffer); "
-    "from luminary.serving._loadloop import _child_main; _child_main()"
+    "from luminary.bench._loadloop import _child_main; _child_main()"
 )
 
 
