@@ -64,9 +64,9 @@ _LAZY = {
     "Store": "luminary.store",
     "open_store": "luminary.store",
     "Settings": "luminary.config",
-    "register_model": "luminary.registry._api",
-    "get_model": "luminary.registry._api",
-    "LocalModel": "luminary.registry._api",
+    "register_model": "luminary.registry",
+    "get_model": "luminary.registry",
+    "LocalModel": "luminary.registry",
     "lineage": "luminary.lineage",
 }
 

@@ -109,11 +109,11 @@ def serve(
     """Serve models over the KServe v2 / Triton inference protocol until Ctrl-C or SIGTERM
     (which finishes queued requests first). tritonclient, perf_analyzer and CMSSW's
     SonicTriton connect unchanged."""
-    from luminary.serving._frontend import check_model_control
+    from luminary.serving import check_model_control
 
     check_model_control(model_control)
     if workers > 1:
-        from luminary.serving._workers import run_workers
+        from luminary.serving import run_workers
 
         run_workers(sys.argv, workers, host, metrics_port)
         return
@@ -122,7 +122,7 @@ def serve(
 
     as_worker = worker_index >= 0
     if as_worker:
-        from luminary.serving._workers import watch_parent
+        from luminary.serving import watch_parent
 
         watch_parent(sys.stdin.buffer)
     with err.status("loading models…", spinner="dots") if not as_worker else _null():

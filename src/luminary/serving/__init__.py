@@ -26,6 +26,7 @@ from luminary.serving._errors import (
     ServingError,
     UnavailableError,
 )
+from luminary.serving._frontend import check_model_control
 from luminary.serving._proto import grpc_service_pb2
 from luminary.serving._repository import (
     FolderSource,
@@ -36,8 +37,12 @@ from luminary.serving._repository import (
 )
 from luminary.serving._server import InferenceServer, ServeOptions
 from luminary.serving._types import DTYPES, BatchingConfig, ModelSpec, TensorConfig
+from luminary.serving._workers import run_workers, watch_parent
 
 __all__ = [
+    "check_model_control",
+    "run_workers",
+    "watch_parent",
     "DEFAULT_MAX_BATCH_SIZE",
     "DTYPES",
     "BatchingConfig",
