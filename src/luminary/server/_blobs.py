@@ -2,7 +2,7 @@
 
 - ``PUT`` spools the request body to a temporary file, hashing it as it arrives; a body whose
   BLAKE3 is not the digest in the URL is refused (400) and nothing is stored. A matching one is
-  stored through the server's :class:`~luminary.store.BlobStore` (atomic, as always).
+  stored through the server's :class:`~luminary.storage.blobs.BlobStore` (atomic, as always).
 - ``GET`` streams the stored bytes; the client verifies them against the digest as they come.
 - ``HEAD`` answers whether the blob exists and its size (``content-length``), to a caller who
   holds it (:mod:`luminary.server._blob_reads`); to anyone else, ``404``.

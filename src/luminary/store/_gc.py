@@ -1,6 +1,6 @@
 """What a blob store holds that it should not: ``luminary store check`` and ``store gc``.
 
-:func:`check` lists every file under a :class:`~luminary.store.BlobStore` and sorts it into
+:func:`check` lists every file under a :class:`~luminary.storage.blobs.BlobStore` and sorts it into
 
 - **mismatched** blobs, whose bytes no longer hash to their name (with ``verify=True``);
 - **temporaries**: ``.tmp-*`` files (local) or ``tmp/*`` (``root://``) of writers that were

@@ -1,4 +1,4 @@
-"""Blobs through a Luminary server: the :class:`~luminary.store._base.Blobs` methods over
+"""Blobs through a Luminary server: the :class:`~luminary.storage.blobs.Blobs` methods over
 ``/api/v1/blobs/{digest}``.
 
 Uploads stream the file (never whole in memory) and the server checks the BLAKE3 before it

@@ -7,7 +7,7 @@ fresh, empty :class:`~luminary.store.Store`::
         @pytest.fixture
         def store(self, tmp_path): ...
 
-A store whose blobs are not a :class:`~luminary.store.BlobStore` (the REST client) also
+A store whose blobs are not a :class:`~luminary.storage.blobs.BlobStore` (the REST client) also
 overrides ``backing_blobs``: the BlobStore behind it, which the corruption test damages.
 """
 
