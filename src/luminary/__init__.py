@@ -1,14 +1,17 @@
 """Luminary: machine-learning infrastructure for particle physics.
 
-Layers (one package each):
+Packages, in layers (an import only points down; ``make test`` checks it with import-linter):
 
-- :mod:`luminary.store` — the Store interface; SQLite/PostgreSQL metadata, BLAKE3 blobs over
-  fsspec, the search filter language.
-- :mod:`luminary.tracking` — runs, params, metrics (buffered, batched), artifacts, environment.
-- :mod:`luminary.energy` — energy per device (RAPL, NVML, labelled estimates) and its cost.
-- :mod:`luminary.cli` — ``luminary <noun> <verb>``.
-- :mod:`luminary.demo` — the synthetic jet-tagging job behind ``luminary demo``.
-- :mod:`luminary.testing` — the Store contract suite every backend runs.
+- front ends: :mod:`luminary.cli` (``luminary <noun> <verb>``), :mod:`luminary.server` (REST
+  API and web UI), :mod:`luminary.demo`, :mod:`luminary.bench` (load generators),
+  :mod:`luminary.testing` (the Store contract suite);
+- composition: :mod:`luminary.store` — the ``Store`` facade over the domains' parts (SQL and
+  REST), ``open_store``, ``get_store``/``set_store``;
+- domains: :mod:`luminary.costs`, :mod:`luminary.lineage`, :mod:`luminary.serving`,
+  :mod:`luminary.registry`, :mod:`luminary.datasets`, :mod:`luminary.auth`,
+  :mod:`luminary.tracking`, :mod:`luminary.compute`;
+- :mod:`luminary.energy` — meters and the sampler, a leaf;
+- :mod:`luminary.storage` — database engine, schema, migrations, blobs, filter language.
 
 ``import luminary`` is cheap: everything below loads on first use.
 

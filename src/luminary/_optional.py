@@ -12,6 +12,15 @@ from types import ModuleType
 
 from luminary.errors import MissingDependencyError
 
+__all__ = ["FSSPEC_DRIVERS", "available", "missing_driver", "require"]
+
+#: fsspec file systems whose driver ships in a Luminary extra: URL scheme -> (module, extra).
+FSSPEC_DRIVERS = {
+    "s3": ("s3fs", "s3"),
+    "s3a": ("s3fs", "s3"),
+    "root": ("fsspec_xrootd", "xrootd"),
+}
+
 
 def require(module: str, extra: str, purpose: str, *, package: str | None = None) -> ModuleType:
     """Import ``module``, or raise MissingDependencyError naming ``pip install 'luminary[extra]'``.
@@ -32,3 +41,16 @@ def available(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def missing_driver(url: str, purpose: str, exc: ImportError) -> MissingDependencyError:
+    """The error for ``url`` when fsspec has no driver for its scheme: the extra to install for
+    the schemes Luminary supports, else the ones it does support."""
+    scheme = url.split("://", 1)[0] if "://" in url else "file"
+    if scheme in FSSPEC_DRIVERS:
+        module, extra = FSSPEC_DRIVERS[scheme]
+        return MissingDependencyError.for_module(module, extra, purpose)
+    return MissingDependencyError(
+        f"{purpose} needs fsspec's {scheme!r} file system, whose package is not installed "
+        f"({exc}); Luminary supports a local folder, s3:// and root://"
+    )

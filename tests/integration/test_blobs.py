@@ -332,7 +332,7 @@ import json, sys, time
 from luminary.storage import blobs
 
 url, path, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-real = blobs._hasher
+real = blobs.hasher
 
 class SlowHasher:
     # The real hasher, slowed: a remote put hashes each chunk just before it writes it.
@@ -358,7 +358,7 @@ def slow_copy(src, out):
         time.sleep(0.05)
     return n
 
-blobs._hasher = SlowHasher
+blobs.hasher = SlowHasher
 blobs._kernel_copy = slow_copy
 blobs._CHUNK = 1 << 20
 blobs.BlobStore(url, **options).put_file(path)

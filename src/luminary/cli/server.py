@@ -36,18 +36,15 @@ def server(
     import dataclasses
     import socket
 
+    from luminary._optional import require
     from luminary.config import Settings
-    from luminary.errors import InvalidArgumentError, MissingDependencyError
+    from luminary.errors import InvalidArgumentError
     from luminary.store import SqlStore
 
-    try:
-        import uvicorn
-
-        from luminary.server import create_app
-    except ImportError as exc:
-        raise MissingDependencyError.for_module(
-            exc.name or "fastapi", "server", "luminary server"
-        ) from exc
+    for module in ("fastapi", "jinja2"):
+        require(module, "server", "luminary server")
+    uvicorn = require("uvicorn", "server", "luminary server")
+    from luminary.server import create_app
 
     if no_auth and not is_loopback(host):
         msg = (

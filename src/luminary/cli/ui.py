@@ -22,18 +22,16 @@ def ui(
     import socket
 
     from luminary._net import is_loopback
+    from luminary._optional import require
     from luminary.config import Settings
-    from luminary.errors import InvalidArgumentError, MissingDependencyError
+    from luminary.errors import InvalidArgumentError
     from luminary.store import SqlStore
 
-    try:
-        import uvicorn
+    for module in ("fastapi", "jinja2"):
+        require(module, "server", "luminary ui")
+    uvicorn = require("uvicorn", "server", "luminary ui")
+    from luminary.server import create_app
 
-        from luminary.server import create_app
-    except ImportError as exc:
-        raise MissingDependencyError.for_module(
-            exc.name or "fastapi", "server", "luminary ui"
-        ) from exc
     if not is_loopback(host):
         msg = (
             f"luminary ui serves without login, so it binds a loopback host only, not {host}; "

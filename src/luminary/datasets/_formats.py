@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import IO, Any
 
-from luminary._optional import require
+from luminary._optional import FSSPEC_DRIVERS, missing_driver, require
 from luminary.errors import (
     InvalidArgumentError,
     LuminaryError,
-    MissingDependencyError,
     NotFoundError,
 )
 
@@ -188,21 +187,15 @@ def _local(path: str) -> str:
     return path.removeprefix("file://")
 
 
-# URL schemes whose fsspec implementation ships in a luminary extra: (module, extra)
-_URL_EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "root": ("fsspec_xrootd", "xrootd")}
-
-
 def _fsspec_open(url: str, storage_options: Mapping[str, Any] | None) -> Any:
     import fsspec
 
     try:
         return fsspec.open(url, "rb", **dict(storage_options or {}))
     except ImportError as exc:
-        scheme = url.split("://", 1)[0]
-        if scheme not in _URL_EXTRAS:
+        if url.split("://", 1)[0] not in FSSPEC_DRIVERS:
             raise
-        module, extra = _URL_EXTRAS[scheme]
-        raise MissingDependencyError.for_module(module, extra, f"Reading {url}") from exc
+        raise missing_driver(url, f"Reading {url}", exc) from exc
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from luminary.errors import InvalidArgumentError, NotFoundError, nearest
 from luminary.names import ModelRef, check_name, parse_ref
 from luminary.storage import schema as t
 from luminary.storage.blobs import check_digest
-from luminary.storage.engine import next_version, read_tx, write_tx
+from luminary.storage.engine import missing_version, next_version, read_tx, write_tx
 from luminary.storage.events import insert_event
 
 if TYPE_CHECKING:
@@ -140,16 +140,8 @@ class SqlDatasets(DatasetStore):
                 stmt = stmt.order_by(v.version.desc()).limit(1)
             row = conn.execute(stmt).first()
             if row is None:
-                have = (
-                    conn.execute(
-                        sa.select(v.version).where(v.dataset_id == ds.id).order_by(v.version)
-                    )
-                    .scalars()
-                    .all()
-                )
-                listed = ", ".join(str(x) for x in have) or "none yet"
-                msg = f"dataset {r.name!r} has no version {r.version}; versions: {listed}"
-                raise NotFoundError(msg)
+                what = f"dataset {r.name!r}"
+                raise missing_version(conn, v.version, v.dataset_id, ds.id, what, r.version)
         return _version(row._mapping, r.name)
 
     def list_dataset_versions(self, name: str) -> list[DatasetVersion]:

@@ -38,13 +38,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from luminary._optional import missing_driver
 from luminary.datasets._hashcache import CacheKey
 from luminary.datasets._manifest import check_entry_path
 from luminary.errors import (
     BackendUnavailableError,
     InvalidArgumentError,
     InvalidStateError,
-    MissingDependencyError,
     NotFoundError,
 )
 
@@ -110,11 +110,7 @@ def _resolve(source: str | os.PathLike[str]) -> Source:
             msg = f"source {text!r} does not exist; check the URL"
             raise NotFoundError(msg) from None
         except ImportError as exc:
-            msg = (
-                f"source {text!r} needs an fsspec driver that is not installed ({exc}); for "
-                "s3:// install 'luminary[s3]', for root:// 'luminary[xrootd]'"
-            )
-            raise MissingDependencyError(msg) from exc
+            raise missing_driver(text, f"The source {text!r}", exc) from exc
         except (OSError, ValueError) as exc:
             msg = f"source {text!r} cannot be read ({exc}); check the URL and credentials"
             raise BackendUnavailableError(msg) from exc

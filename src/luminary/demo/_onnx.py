@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from luminary._optional import require
 from luminary.demo._deepsets import DeepSets, export_weights
 from luminary.demo._jets import CLASSES, FEATURES
-from luminary.errors import InvalidArgumentError, MissingDependencyError
+from luminary.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from onnx import ModelProto
@@ -90,14 +91,9 @@ def build_onnx(
     features: Sequence[str] | None = None,
 ) -> ModelProto:
     """The checked ``ModelProto`` that :func:`export_onnx` writes."""
-    try:
-        import onnx
-        from onnx import TensorProto, helper, numpy_helper
-    except ImportError as exc:
-        err = MissingDependencyError.for_module(
-            "onnx", "onnx", "Exporting the DeepSets tagger to ONNX"
-        )
-        raise err from exc
+    require("onnx", "onnx", "Exporting the DeepSets tagger to ONNX")
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
 
     latest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= latest:

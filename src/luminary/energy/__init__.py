@@ -1,5 +1,8 @@
 """Energy: measured where a counter exists, estimated only where none does, always labelled.
 
+A leaf: it imports no domain. What runs cost is :mod:`luminary.costs`; the machine inventory is
+:mod:`luminary.compute`.
+
 Layers:
 
 - :mod:`~luminary.energy.models` — ``DeviceEnergy``, ``EnergyReport``, ``SourceStatus``

@@ -24,7 +24,7 @@ from luminary.registry.models import (
     parse_ref,
 )
 from luminary.storage import schema as t
-from luminary.storage.engine import next_version, read_tx, write_tx
+from luminary.storage.engine import missing_version, next_version, read_tx, write_tx
 from luminary.storage.events import insert_event
 
 if TYPE_CHECKING:
@@ -402,17 +402,9 @@ class SqlRegistry(RegistryStore):
                 msg = (
                     f"model {r.name!r} has no alias {r.alias!r}; {nearest(r.alias, have, 'alias')}"
                 )
-            else:
-                versions = (
-                    conn.execute(
-                        sa.select(v.version).where(v.model_id == model.id).order_by(v.version)
-                    )
-                    .scalars()
-                    .all()
-                )
-                have_v = ", ".join(str(x) for x in versions) or "none yet"
-                msg = f"model {r.name!r} has no version {r.version or ''}; versions: {have_v}"
-            raise NotFoundError(msg.replace("no version ;", "no versions;"))
+                raise NotFoundError(msg)
+            what = f"model {r.name!r}"
+            raise missing_version(conn, v.version, v.model_id, model.id, what, r.version)
         return row
 
     def _run_metrics(self, conn: sa.Connection, run_id: str) -> dict[str, float | None]:

@@ -61,10 +61,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from luminary._optional import missing_driver
 from luminary.errors import (
     IntegrityError,
     InvalidArgumentError,
-    MissingDependencyError,
     NotFoundError,
     StorageFullError,
 )
@@ -81,6 +81,7 @@ __all__ = [
     "hash_bytes",
     "hash_file",
     "hasher",
+    "listed_mtime",
     "write_verified",
 ]
 
@@ -94,7 +95,6 @@ VERIFIED_SINCE = ".verified-since"
 #: Folder at a local store's root with one locked file per running writer.
 WRITERS = ".writers"
 # fsspec protocol -> (module it needs, luminary extra that installs it)
-_EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "root": ("fsspec_xrootd", "xrootd")}
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ class BlobStore:
         try:
             self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
         except ImportError as exc:
-            raise _missing_dependency(url, exc) from exc
+            raise missing_driver(url, f"the blob store {url}", exc) from exc
         self.root = root.rstrip("/")
         protocols = _protocols(self.fs)
         self._local = "file" in protocols
@@ -262,7 +262,7 @@ class BlobStore:
             return False
         if size is not None and int(info.get("size", -1)) != size:
             return False
-        mtime = _mtime(info)
+        mtime = listed_mtime(info)
         since = self._verified_since()
         if mtime is not None and since is not None and mtime > since:
             if self._local:  # reused now: gc's minimum age counts from here
@@ -290,7 +290,7 @@ class BlobStore:
             elif not self.fs.exists(marker):
                 with self.fs.open(marker, "wb") as out:
                     out.write(b"blobs written after this file are verified\n")
-            self._since = _mtime(self.fs.info(marker))
+            self._since = listed_mtime(self.fs.info(marker))
         except OSError:
             return None  # no marker, no trust: every reused blob is hashed
         return self._since
@@ -453,9 +453,9 @@ class BlobStore:
         for entry in entries:
             if entry.get("type") != "file":
                 continue
-            mtime = _mtime(entry)
+            mtime = listed_mtime(entry)
             if mtime is None:  # a listing without times: ask for this one
-                mtime = _mtime({"mtime": self.fs.modified(entry["name"])})
+                mtime = listed_mtime({"mtime": self.fs.modified(entry["name"])})
             if mtime is not None and mtime <= cutoff:
                 try:
                     self.fs.rm_file(entry["name"])
@@ -749,7 +749,8 @@ def _scandir(path: str) -> list[os.DirEntry[str]]:
         return []
 
 
-def _mtime(entry: dict[str, Any]) -> float | None:
+def listed_mtime(entry: dict[str, Any]) -> float | None:
+    """The modification time in an fsspec listing entry, whichever name its filesystem uses."""
     for name in ("mtime", "LastModified", "last_modified", "created"):
         value = entry.get(name)
         if value is None:
@@ -759,17 +760,6 @@ def _mtime(entry: dict[str, Any]) -> float | None:
         if isinstance(value, int | float):
             return float(value)
     return None
-
-
-def _missing_dependency(url: str, exc: ImportError) -> MissingDependencyError:
-    protocol = url.split("://", 1)[0] if "://" in url else "file"
-    if protocol in _EXTRAS:
-        module, extra = _EXTRAS[protocol]
-        return MissingDependencyError.for_module(module, extra, f"the blob store {url}")
-    return MissingDependencyError(
-        f"the blob store {url} needs fsspec's {protocol!r} file system, whose package is not "
-        f"installed ({exc}); Luminary supports a local folder, s3:// and root://"
-    )
 
 
 def _protocols(fs: Any) -> set[str]:

@@ -21,15 +21,24 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from luminary._optional import require
 from luminary.config import sync_level
 from luminary.errors import (
     BackendUnavailableError,
     InvalidArgumentError,
-    MissingDependencyError,
+    NotFoundError,
     StorageFullError,
 )
 
-__all__ = ["HEAD_REVISION", "create_engine", "migrate", "next_version", "read_tx", "write_tx"]
+__all__ = [
+    "HEAD_REVISION",
+    "create_engine",
+    "migrate",
+    "missing_version",
+    "next_version",
+    "read_tx",
+    "write_tx",
+]
 
 #: The newest migration; a test asserts it matches Alembic's head.
 HEAD_REVISION = "0005"
@@ -65,11 +74,9 @@ def create_engine(
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        try:
-            return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
-        except ModuleNotFoundError as exc:
-            msg = "psycopg"
-            raise MissingDependencyError.for_module(msg, "postgres", "PostgreSQL") from exc
+        if parsed.get_driver_name() == "psycopg":  # the driver the postgres extra installs
+            require("psycopg", "postgres", "PostgreSQL")
+        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
     msg = f"database URL {url!r} names backend {backend!r}; Luminary supports sqlite and postgresql"
     raise InvalidArgumentError(msg)
 
@@ -244,6 +251,23 @@ def next_version(
     """
     highest = conn.execute(sa.select(sa.func.max(column)).where(owner == key)).scalar()
     return int(highest or 0) + 1
+
+
+def missing_version(
+    conn: sa.Connection,
+    column: sa.Column[Any],
+    owner: sa.Column[Any],
+    key: str,
+    what: str,
+    version: int | None,
+) -> NotFoundError:
+    """The error for ``what`` (``"model 'jet-tagger'"``) having no version ``version``, listing
+    the versions it has (``None``: it has none at all)."""
+    have = conn.execute(sa.select(column).where(owner == key).order_by(column)).scalars().all()
+    listed = ", ".join(str(x) for x in have) or "none yet"
+    if version is None:
+        return NotFoundError(f"{what} has no versions; versions: {listed}")
+    return NotFoundError(f"{what} has no version {version}; versions: {listed}")
 
 
 def current_revision(engine: sa.Engine) -> str | None:

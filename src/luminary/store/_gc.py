@@ -46,8 +46,8 @@ from luminary.storage.blobs import (
     VERIFIED_SINCE,
     WRITERS,
     BlobStore,
-    _mtime,
     check_digest,
+    listed_mtime,
 )
 from luminary.storage.engine import read_tx
 from luminary.store import Store
@@ -229,7 +229,7 @@ def _inventory(blobs: BlobStore, temp_dirs: tuple[Path, ...]) -> tuple[StoreRepo
         if info.get("type") != "file" or rel == VERIFIED_SINCE or rel.startswith(f"{WRITERS}/"):
             continue
         size = int(info.get("size") or 0)
-        mtime = _mtime(info) or 0.0
+        mtime = listed_mtime(info) or 0.0
         parts = rel.split("/")
         digest = parts[-1] if _is_blob(parts) else None
         temporary = parts[-1].startswith(".tmp-") or parts[0] == "tmp"
@@ -280,7 +280,7 @@ def _referenced_now(engine: sa.Engine, blobs: BlobStore, path: str, min_age_s: f
     if blobs.live_writers() > 0:
         return True
     try:
-        mtime = _mtime(blobs.fs.info(path))
+        mtime = listed_mtime(blobs.fs.info(path))
     except FileNotFoundError:
         return True  # gone already: nothing to remove
     if mtime is None or time.time() - mtime < min_age_s:
