@@ -8,17 +8,23 @@ bytes' meaning.
 - Params travel as ``{key: [type, text]}`` (the storage encoding), so ``3`` stays an int and
   ``nan`` a float.
 - Floats that JSON cannot hold travel as the strings ``"NaN"``, ``"Infinity"``,
-  ``"-Infinity"``; in a metric batch NaN travels as ``null``.
+  ``"-Infinity"``; in a metric batch or history NaN travels as ``null``.
+- Each value class has one :class:`Codec`, declared from its dataclass fields with a
+  :class:`Conv` only where a field differs from its type's default (``RUN``, ``VERSION``, …);
+  ``enc_*`` and ``dec_*`` are its two directions.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from operator import attrgetter
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from luminary._bounds import INT64_MAX, INT64_MIN
 from luminary.datasets.models import Dataset, DatasetVersion
@@ -31,9 +37,13 @@ from luminary.tracking.models import (
     ParamValue,
     Project,
     Run,
-    RunStatus,
     json_float,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 try:
     import orjson
@@ -94,10 +104,6 @@ def _parse_time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-def _must_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 # -- params and floats ---------------------------------------------------------------------
 def enc_params(params: Mapping[str, ParamValue]) -> dict[str, list[str]]:
     return {k: list(encode_param(k, v)[:2]) for k, v in params.items()}
@@ -138,186 +144,137 @@ def dec_floats(data: Mapping[str, Any]) -> dict[str, float]:
     return {k: to_float(v) for k, v in data.items()}
 
 
+# -- codecs --------------------------------------------------------------------------------
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Conv:
+    """How one field's value travels: ``encode`` makes it JSON-ready, ``decode`` reads it back."""
+
+    encode: Callable[[Any], Any] = _same
+    decode: Callable[[Any], Any] = _same
+
+
+_SAME = Conv()
+PARAMS = Conv(enc_params, dec_params)
+FLOATS = Conv(enc_floats, dec_floats)
+POINTS = Conv(
+    lambda values: [point_value(v) for v in values],
+    lambda values: [to_float(v) for v in values],
+)
+TIME = Conv(datetime.isoformat, datetime.fromisoformat)
+MAYBE_TIME = Conv(_time, _parse_time)
+
+
+def _default(hint: Any) -> Conv:
+    """A field's conversion from its type: datetimes as ISO text, enums as their value, tuples
+    as lists, dicts copied both ways and lists on the way in; anything else is already JSON."""
+    args = get_args(hint)
+    optional = get_origin(hint) in (Union, UnionType) and type(None) in args
+    if optional:
+        rest = [a for a in args if a is not type(None)]
+        hint = rest[0] if len(rest) == 1 else Any
+    origin = get_origin(hint) or hint
+    if origin is datetime:
+        return MAYBE_TIME if optional else TIME
+    conv = _SAME
+    if isinstance(origin, type) and issubclass(origin, Enum):
+        conv = Conv(attrgetter("value"), origin)
+    elif origin in (dict, Mapping):
+        conv = Conv(dict, dict)
+    elif origin is list:
+        conv = Conv(_same, list)
+    elif origin is tuple:
+        conv = Conv(list, tuple)
+    if optional and conv is not _SAME:
+        msg = f"no default wire shape for {hint!r} | None; give the field a Conv"
+        raise TypeError(msg)
+    return conv
+
+
+class Codec(Generic[T]):
+    """One value class's wire shape, declared once: a JSON object with a key per dataclass
+    field, in field order (or, with ``as_list``, a list of the field values), each converted
+    by its type's default or by the :class:`Conv` given for it by name. ``derived`` names
+    properties written first on the way out and ignored on the way in.
+
+    ``encode`` and ``decode`` are compiled once, when the codec is made, into plain functions
+    that read each field by name, as a hand-written pair would: no reflection per call. A
+    missing key raises :class:`KeyError`; a field's conversion raises what it raises.
+    """
+
+    def __init__(
+        self,
+        cls: type[T],
+        *,
+        as_list: bool = False,
+        derived: tuple[str, ...] = (),
+        **overrides: Conv,
+    ) -> None:
+        hints = get_type_hints(cls)
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            msg = f"{cls.__name__} has no field named {', '.join(unknown)}"
+            raise TypeError(msg)
+        convs = {n: overrides[n] if n in overrides else _default(hints[n]) for n in names}
+        scope: dict[str, Any] = {"_cls": cls}
+        out: list[tuple[str, str]] = [(n, f"o.{n}") for n in derived]
+        args: list[str] = []
+        for i, name in enumerate(names):
+            conv = convs[name]
+            scope[f"_e_{name}"], scope[f"_d_{name}"] = conv.encode, conv.decode
+            got = f"o.{name}"
+            out.append((name, got if conv.encode is _same else f"_e_{name}({got})"))
+            key = f"d[{i}]" if as_list else f"d[{name!r}]"
+            args.append(key if conv.decode is _same else f"_d_{name}({key})")
+        if as_list:
+            shape = "[" + ", ".join(expr for _, expr in out) + "]"
+        else:
+            shape = "{" + ", ".join(f"{name!r}: {expr}" for name, expr in out) + "}"
+        source = (
+            f"def encode(o):\n    return {shape}\n"
+            f"def decode(d):\n    return _cls({', '.join(args)})\n"
+        )
+        exec(source, scope)
+        self.cls = cls
+        self.encode: Callable[[T], Any] = scope["encode"]
+        self.decode: Callable[[Any], T] = scope["decode"]
+        for fn in (self.encode, self.decode):
+            fn.__qualname__ = f"{fn.__name__}_{cls.__name__}"
+
+
 # -- tracking ------------------------------------------------------------------------------
-def enc_project(p: Project) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name,
-        "description": p.description,
-        "created_at": _time(p.created_at),
-    }
-
-
-def dec_project(d: Mapping[str, Any]) -> Project:
-    return Project(d["id"], d["name"], d["description"], _must_time(d["created_at"]))
-
-
-def enc_run(r: Run) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "project": r.project,
-        "name": r.name,
-        "status": r.status.value,
-        "parent_id": r.parent_id,
-        "start_time": _time(r.start_time),
-        "end_time": _time(r.end_time),
-        "heartbeat_at": _time(r.heartbeat_at),
-        "params": enc_params(r.params),
-        "tags": dict(r.tags),
-        "metrics": enc_floats(r.metrics),
-    }
-
-
-def dec_run(d: Mapping[str, Any]) -> Run:
-    return Run(
-        id=d["id"],
-        project=d["project"],
-        name=d["name"],
-        status=RunStatus(d["status"]),
-        parent_id=d["parent_id"],
-        start_time=_must_time(d["start_time"]),
-        end_time=_parse_time(d["end_time"]),
-        heartbeat_at=_parse_time(d["heartbeat_at"]),
-        params=dec_params(d["params"]),
-        tags=dict(d["tags"]),
-        metrics=dec_floats(d["metrics"]),
-    )
-
-
-def enc_history(h: MetricHistory) -> dict[str, Any]:
-    return {
-        "run_id": h.run_id,
-        "key": h.key,
-        "steps": h.steps,
-        "timestamps_ms": h.timestamps_ms,
-        "values": [point_value(v) for v in h.values],
-    }
-
-
-def dec_history(d: Mapping[str, Any]) -> MetricHistory:
-    return MetricHistory(
-        run_id=d["run_id"],
-        key=d["key"],
-        steps=list(d["steps"]),
-        timestamps_ms=list(d["timestamps_ms"]),
-        values=[to_float(v) for v in d["values"]],
-    )
-
-
-def enc_artifact(e: ArtifactEntry) -> list[Any]:
-    return [e.path, e.digest, e.size]
-
-
-def dec_artifact(d: Any) -> ArtifactEntry:
-    return ArtifactEntry(str(d[0]), str(d[1]), int(d[2]))
-
+PROJECT = Codec(Project)
+RUN = Codec(Run, params=PARAMS, metrics=FLOATS)
+HISTORY = Codec(MetricHistory, values=POINTS)
+ARTIFACT = Codec(
+    ArtifactEntry,
+    as_list=True,
+    path=Conv(decode=str),
+    digest=Conv(decode=str),
+    size=Conv(decode=int),
+)
 
 # -- registry ------------------------------------------------------------------------------
-def enc_model(m: Model) -> dict[str, Any]:
-    return m.to_dict()
-
-
-def dec_model(d: Mapping[str, Any]) -> Model:
-    return Model(
-        id=d["id"],
-        name=d["name"],
-        project=d["project"],
-        description=d["description"],
-        created_at=_must_time(d["created_at"]),
-        latest_version=d["latest_version"],
-        aliases=dict(d["aliases"]),
-    )
-
-
-def enc_version(v: ModelVersion) -> dict[str, Any]:
-    out = replace(v, metrics={}).to_dict()
-    out["metrics"] = enc_floats(v.metrics)
-    return out
-
-
-def dec_version(d: Mapping[str, Any]) -> ModelVersion:
-    return ModelVersion(
-        id=d["id"],
-        model=d["model"],
-        version=d["version"],
-        digest=d["digest"],
-        size=d["size"],
-        format=d["format"],
-        filename=d["filename"],
-        signature=dict(d["signature"]),
-        metadata=dict(d["metadata"]),
-        source_run_id=d["source_run_id"],
-        metrics=dec_floats(d["metrics"]),
-        parent=d["parent"],
-        description=d["description"],
-        created_at=_must_time(d["created_at"]),
-        created_by=d["created_by"],
-        aliases=tuple(d["aliases"]),
-    )
-
-
-def enc_move(m: AliasMove) -> dict[str, Any]:
-    return m.to_dict()
-
-
-def dec_move(d: Mapping[str, Any]) -> AliasMove:
-    return AliasMove(
-        model=d["model"],
-        alias=d["alias"],
-        from_version=d["from_version"],
-        to_version=d["to_version"],
-        actor=d["actor"],
-        at=_must_time(d["at"]),
-    )
-
-
-def enc_event(e: Event) -> dict[str, Any]:
-    return e.to_dict()
-
-
-def dec_event(d: Mapping[str, Any]) -> Event:
-    return Event(
-        seq=d["seq"],
-        kind=d["kind"],
-        subject=d["subject"],
-        payload=dict(d["payload"]),
-        actor=d["actor"],
-        at=_must_time(d["at"]),
-    )
-
+MODEL = Codec(Model)
+VERSION = Codec(ModelVersion, derived=("ref",), metrics=FLOATS)
+MOVE = Codec(AliasMove)
+EVENT = Codec(Event)
 
 # -- datasets ------------------------------------------------------------------------------
-def enc_dataset(d: Dataset) -> dict[str, Any]:
-    return d.to_dict()
+DATASET = Codec(Dataset)
+DATASET_VERSION = Codec(DatasetVersion, derived=("ref",))
 
-
-def dec_dataset(d: Mapping[str, Any]) -> Dataset:
-    return Dataset(
-        id=d["id"],
-        name=d["name"],
-        project=d["project"],
-        description=d["description"],
-        created_at=_must_time(d["created_at"]),
-        latest_version=d["latest_version"],
-    )
-
-
-def enc_dataset_version(v: DatasetVersion) -> dict[str, Any]:
-    return v.to_dict()
-
-
-def dec_dataset_version(d: Mapping[str, Any]) -> DatasetVersion:
-    return DatasetVersion(
-        id=d["id"],
-        dataset=d["dataset"],
-        version=d["version"],
-        mode=d["mode"],
-        root=d["root"],
-        manifest_digest=d["manifest_digest"],
-        schema_digest=d["schema_digest"],
-        file_count=d["file_count"],
-        total_bytes=d["total_bytes"],
-        message=d["message"],
-        created_at=_must_time(d["created_at"]),
-        created_by=d["created_by"],
-    )
+enc_project, dec_project = PROJECT.encode, PROJECT.decode
+enc_run, dec_run = RUN.encode, RUN.decode
+enc_history, dec_history = HISTORY.encode, HISTORY.decode
+enc_artifact, dec_artifact = ARTIFACT.encode, ARTIFACT.decode
+enc_model, dec_model = MODEL.encode, MODEL.decode
+enc_version, dec_version = VERSION.encode, VERSION.decode
+enc_move, dec_move = MOVE.encode, MOVE.decode
+enc_event, dec_event = EVENT.encode, EVENT.decode
+enc_dataset, dec_dataset = DATASET.encode, DATASET.decode
+enc_dataset_version, dec_dataset_version = DATASET_VERSION.encode, DATASET_VERSION.decode
