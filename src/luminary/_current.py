@@ -10,16 +10,17 @@ domain, and without importing the composition above them. The composition suppli
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+import _thread  # threading's own lock, without importing threading: `import luminary` stays cheap
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from luminary.store import Store
 
 __all__ = ["get_store", "install_opener", "set_store"]
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _store: Store | None = None
 _opener: Callable[[], Store] | None = None
 

@@ -6,7 +6,7 @@
   (``tracking``, ``registry``, ``datasets``, ``auth``) over one engine and blob store
   (``_sql.py``).
 - ``RestStore`` — the same interface through ``luminary server`` (``_rest.py``; blobs in
-  ``_remote_blobs.py``; JSON shapes in ``_wire.py``, declared once per value), chosen by
+  ``_remote_blobs.py``; JSON shapes in ``wire.py``, declared once per value), chosen by
   ``LUMINARY_URI``.
 - :func:`open_store` — the store the environment names; :func:`get_store` / :func:`set_store`
   — the current one, which the SDK's module-level functions use.
