@@ -306,7 +306,7 @@ class InferenceApp:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Decoded:
     """A decoded request (a :class:`~luminary.serving._core.Request`) and how to answer it."""
 
