@@ -9,8 +9,9 @@ Jobs, queues and executors (local, Ray, Slurm) live here too as they arrive.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from luminary._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from luminary.compute._inventory import (
@@ -61,9 +62,4 @@ __all__ = [
     "snapshot_dict",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(name)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(_LAZY)

@@ -11,8 +11,9 @@ Energy itself is measured by :mod:`luminary.energy`; costs only reads what runs 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from luminary._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from luminary.costs._prices import (
@@ -104,9 +105,4 @@ __all__ = [
     "write_example",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(name)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(_LAZY)

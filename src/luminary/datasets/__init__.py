@@ -13,8 +13,9 @@ iterates its data in chunked batches; ``verify``, ``diff`` and ``checkout`` work
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from luminary._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from luminary.datasets._api import (
@@ -81,9 +82,4 @@ __all__ = [
     "verify",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(name)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(_LAZY)

@@ -14,8 +14,9 @@ Everything loads on first use: importing the registry's values stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from luminary._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from luminary.names import ModelRef, parse_ref
@@ -91,9 +92,4 @@ __all__ = [
     "unset_alias",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(name)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(_LAZY)
