@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from luminary._clock import from_ms, now_ms, utc
 from luminary._ids import new_id
-from luminary.auth import AuthStore, _refs
+from luminary.auth import _refs
+from luminary.auth._base import AuthStore
 from luminary.auth.models import Principal, Role, Token, User
 from luminary.errors import (
     AlreadyExistsError,

@@ -603,6 +603,8 @@ class SqlTracking(TrackingStore):
             return list(conn.execute(sa.select(p.id).where(p.name.in_(list(within)))).scalars())
 
     def resolve_run_id(self, conn: sa.Connection, run_id: str) -> str:
+        """The full id of ``run_id`` (or of an unambiguous prefix) inside ``conn``'s transaction;
+        the registry's and the datasets' parts resolve a version's source run with it."""
         if not isinstance(run_id, str) or not run_id:
             msg = f"run id {run_id!r} is not valid; give a run id string"
             raise InvalidArgumentError(msg)
