@@ -88,12 +88,14 @@ __all__ = [
     "__version__",
     "datasets",
     "energy",
+    "jobs",
     *sorted(_LAZY),
 ]
 
 if TYPE_CHECKING:
     from luminary import datasets as datasets
     from luminary import energy as energy
+    from luminary.compute import jobs as jobs
     from luminary.config import Settings as Settings
     from luminary.lineage import lineage as lineage
     from luminary.registry import LocalModel as LocalModel
@@ -184,6 +186,10 @@ def __getattr__(name: str) -> Any:
         value = importlib.import_module(f"luminary.{name}")
         globals()[name] = value
         return value
+    if name == "jobs":  # lm.jobs.submit(…): compute's SDK
+        value = importlib.import_module("luminary.compute.jobs")
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         msg = f"module 'luminary' has no attribute {name!r}"
@@ -194,4 +200,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"jobs"})

@@ -29,3 +29,12 @@ def host_of(authority: str) -> str:
     if authority.count(":") == 1:
         return authority.partition(":")[0]
     return authority  # no port, or a bare IPv6 address
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago (for a rendezvous, e.g. MASTER_PORT)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -23,14 +23,18 @@ from luminary.names import check_name
 
 __all__ = [
     "EXECUTORS",
+    "Agent",
     "Job",
     "JobSpec",
     "JobState",
+    "LogChunk",
     "NodePlacement",
     "Placement",
     "Pool",
     "Quota",
     "Resources",
+    "Signals",
+    "TaskReport",
     "parse_duration",
     "parse_memory",
 ]
@@ -553,3 +557,54 @@ class Job:
     @property
     def project(self) -> str:
         return self.spec.project
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """A piece of a job's output: ``stream`` is ``stdout`` or ``stderr``; ``seq`` numbers the
+    chunks of one (attempt, rank, stream) from 0, so a resent chunk is stored once."""
+
+    attempt: int
+    rank: int
+    stream: str
+    seq: int
+    at_ms: int
+    data: bytes
+
+    @property
+    def key(self) -> str:
+        """The cursor key of this chunk's stream: ``"attempt/rank/stream"``."""
+        return f"{self.attempt}/{self.rank}/{self.stream}"
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A process serving a pool: it claims the pool's jobs, launches them through the pool's
+    executor and watches them."""
+
+    id: str
+    pool: str
+    host: str
+    pid: int
+    started_ms: int
+    heartbeat_ms: int
+
+
+@dataclass(frozen=True)
+class TaskReport:
+    """How one node (rank) of a job's attempt ended, as its runner saw it."""
+
+    exit_code: int | None
+    reason: str = ""
+    cpu_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the queue asks of a running attempt, answered to each heartbeat: ``stop`` with a
+    ``reason`` when the job was cancelled, preempted (``preempt``: give the checkpoint hook
+    its grace) or is no longer this attempt's (requeued meanwhile: stop at once)."""
+
+    stop: bool = False
+    preempt: bool = False
+    reason: str = ""

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: The newest migration; a test asserts it matches Alembic's head.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK_KEY = 0x4C554D494E  # "LUMIN"

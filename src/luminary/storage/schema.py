@@ -34,7 +34,7 @@ projects = sa.Table(
 )
 
 #: The values of ``runs.status`` (tracking's ``RunStatus``), which the filter language accepts.
-RUN_STATUSES = ("running", "finished", "failed", "killed")
+RUN_STATUSES = ("queued", "running", "finished", "failed", "killed")
 
 runs = sa.Table(
     "runs",
@@ -294,6 +294,137 @@ blob_uploads = sa.Table(
     sa.Column("user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("at_ms", sa.BigInteger, nullable=False),
     sa.Index(None, "user_id"),
+)
+
+
+# -- compute --------------------------------------------------------------------------------
+#: The values of ``jobs.state`` (compute's ``JobState``).
+JOB_STATES = ("queued", "starting", "running", "succeeded", "failed", "cancelled")
+
+# resource pools: one executor each; the pool's description (nodes, GPUs, CPUs, memory,
+# executor options) is JSON, its name the key
+pools = sa.Table(
+    "pools",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("executor", sa.String(16), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),  # JSON
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+)
+
+# per-project quotas and fair-share weights
+quotas = sa.Table(
+    "quotas",
+    metadata,
+    sa.Column("project_id", ID, sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),  # JSON
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+)
+
+# the queue: one row per job; the job's run holds its params, metrics, logs and energy
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("project_id", ID, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_name", sa.String(200), nullable=True),
+    sa.Column("spec", sa.Text, nullable=False),  # JSON
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("pool", sa.String(200), nullable=True),
+    sa.Column("placement", sa.Text, nullable=False),  # JSON
+    sa.Column("agent", sa.String(64), nullable=True),
+    sa.Column("executor_ref", sa.String(200), nullable=True),
+    sa.Column("submitted_ms", sa.BigInteger, nullable=False),
+    sa.Column("started_ms", sa.BigInteger, nullable=True),
+    sa.Column("ended_ms", sa.BigInteger, nullable=True),
+    sa.Column("heartbeat_ms", sa.BigInteger, nullable=True),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    sa.Column("preempt_requested", sa.Boolean, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Index(None, "state"),
+    sa.Index(None, "project_id", "submitted_ms"),
+    sa.Index(None, "run_id"),
+)
+
+# one row per node (rank) of a job's attempt: its runner's heartbeat and how it ended
+job_tasks = sa.Table(
+    "job_tasks",
+    metadata,
+    sa.Column("job_id", ID, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("rank", sa.Integer, primary_key=True),
+    sa.Column("node", sa.String(256), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("started_ms", sa.BigInteger, nullable=False),
+    sa.Column("heartbeat_ms", sa.BigInteger, nullable=False),
+    sa.Column("ended_ms", sa.BigInteger, nullable=True),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("cpu_s", sa.Float, nullable=True),
+)
+
+# a job's output as it is written, in chunks numbered per (attempt, rank, stream); the whole
+# streams are also stored as the run's artifacts when each rank ends
+job_logs = sa.Table(
+    "job_logs",
+    metadata,
+    sa.Column("job_id", ID, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("rank", sa.Integer, primary_key=True),
+    sa.Column("stream", sa.String(8), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+# executor agents serving pools, with their heartbeat: the scheduler places work only on pools
+# that someone serves
+compute_agents = sa.Table(
+    "compute_agents",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("pool", sa.String(200), nullable=False),
+    sa.Column("host", sa.String(256), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_ms", sa.BigInteger, nullable=False),
+    sa.Column("heartbeat_ms", sa.BigInteger, nullable=False),
+    sa.Index(None, "pool"),
+)
+
+# fair-share usage per project in GPU-hours, decayed to ``as_of_ms``; and samples of it over
+# time (usage vs share, for the queue page)
+compute_usage = sa.Table(
+    "compute_usage",
+    metadata,
+    sa.Column("project_id", ID, sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("gpu_hours", sa.Float, nullable=False),
+    sa.Column("as_of_ms", sa.BigInteger, nullable=False),
+)
+compute_samples = sa.Table(
+    "compute_samples",
+    metadata,
+    sa.Column("at_ms", sa.BigInteger, primary_key=True),
+    sa.Column("project_id", ID, sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("gpus", sa.Float, nullable=False),
+    sa.Column("cpus", sa.Float, nullable=False),
+    sa.Column("share", sa.Float, nullable=False),
+    sa.Column("usage", sa.Float, nullable=False),
+    sa.Column("queued", sa.Integer, nullable=False),
+)
+# one row: the queue's change counter (agents wake on it) and when the scheduler last ran
+compute_state = sa.Table(
+    "compute_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("scheduled_version", sa.BigInteger, nullable=False),
+    sa.Column("scheduled_ms", sa.BigInteger, nullable=False),
+    sa.Column("sampled_ms", sa.BigInteger, nullable=False),
 )
 
 

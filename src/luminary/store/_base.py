@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 
+from luminary.compute import ComputeStore
 from luminary.datasets import DatasetStore
 from luminary.registry import RegistryStore
 from luminary.tracking import TrackingStore
@@ -20,7 +21,8 @@ from luminary.tracking import TrackingStore
 __all__ = ["Store"]
 
 
-class Store(TrackingStore, RegistryStore, DatasetStore, abc.ABC):
+class Store(TrackingStore, RegistryStore, DatasetStore, ComputeStore, abc.ABC):
     """Runs (:class:`~luminary.tracking.TrackingStore`), models
-    (:class:`~luminary.registry.RegistryStore`) and datasets
-    (:class:`~luminary.datasets.DatasetStore`) over one database and one blob store."""
+    (:class:`~luminary.registry.RegistryStore`), datasets
+    (:class:`~luminary.datasets.DatasetStore`) and the job queue
+    (:class:`~luminary.compute.ComputeStore`) over one database and one blob store."""

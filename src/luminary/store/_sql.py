@@ -14,6 +14,20 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from luminary.auth import AuthStore, Principal, Role, SqlAuth, Token, User
+from luminary.compute import (
+    Agent,
+    Job,
+    JobSpec,
+    JobState,
+    LogChunk,
+    Pool,
+    ProjectShare,
+    Quota,
+    Signals,
+    SqlCompute,
+    TaskReport,
+    UsageSample,
+)
 from luminary.datasets import Dataset, DatasetVersion, Mode, SqlDatasets
 from luminary.names import ModelRef
 from luminary.registry import AliasMove, Event, Model, ModelVersion, SqlRegistry
@@ -52,6 +66,9 @@ class SqlStore(Store, AuthStore):
         self.registry = SqlRegistry(self.engine, self.tracking)
         self.datasets = SqlDatasets(self.engine, self.tracking)
         self.auth = SqlAuth(self.engine, self.tracking)
+        self.compute = SqlCompute(
+            self.engine, self.tracking, self.datasets, blobs_url=self.blobs.url
+        )
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
@@ -325,3 +342,91 @@ class SqlStore(Store, AuthStore):
 
     def copy_manifests(self, among: Collection[str]) -> list[tuple[str, str]]:
         return self.auth.copy_manifests(among)
+
+    # -- compute -------------------------------------------------------------------------
+    def put_pool(self, pool: Pool) -> Pool:
+        return self.compute.put_pool(pool)
+
+    def get_pool(self, name: str) -> Pool:
+        return self.compute.get_pool(name)
+
+    def list_pools(self) -> list[Pool]:
+        return self.compute.list_pools()
+
+    def remove_pool(self, name: str) -> None:
+        return self.compute.remove_pool(name)
+
+    def set_quota(self, quota: Quota) -> Quota:
+        return self.compute.set_quota(quota)
+
+    def list_quotas(self) -> list[Quota]:
+        return self.compute.list_quotas()
+
+    def remove_quota(self, project: str) -> None:
+        return self.compute.remove_quota(project)
+
+    def submit_job(self, spec: JobSpec, *, user: str | None = None) -> Job:
+        return self.compute.submit_job(spec, user=user)
+
+    def get_job(self, job_id: str) -> Job:
+        return self.compute.get_job(job_id)
+
+    def list_jobs(
+        self,
+        project: str | None = None,
+        states: Collection[JobState] | None = None,
+        *,
+        pool: str | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        return self.compute.list_jobs(project, states, pool=pool, limit=limit)
+
+    def cancel_job(self, job_id: str, reason: str = "cancelled") -> Job:
+        return self.compute.cancel_job(job_id, reason)
+
+    def explain_job(self, job_id: str) -> list[str]:
+        return self.compute.explain_job(job_id)
+
+    def compute_shares(self) -> list[ProjectShare]:
+        return self.compute.compute_shares()
+
+    def compute_history(self, since_ms: int) -> list[UsageSample]:
+        return self.compute.compute_history(since_ms)
+
+    def runner_environment(self) -> dict[str, str]:
+        return self.compute.runner_environment()
+
+    def queue_version(self) -> int:
+        return self.compute.queue_version()
+
+    def claim_jobs(self, pool: str, agent: Agent, *, limit: int = 64) -> list[Job]:
+        return self.compute.claim_jobs(pool, agent, limit=limit)
+
+    def list_agents(self) -> list[Agent]:
+        return self.compute.list_agents()
+
+    def job_launched(self, job_id: str, attempt: int, executor_ref: str) -> None:
+        return self.compute.job_launched(job_id, attempt, executor_ref)
+
+    def job_lost(self, job_id: str, attempt: int, reason: str) -> Job:
+        return self.compute.job_lost(job_id, attempt, reason)
+
+    def schedule(self, now_ms: int | None = None) -> int:
+        return self.compute.schedule(now_ms)
+
+    def task_started(self, job_id: str, attempt: int, rank: int, node: str) -> Job:
+        return self.compute.task_started(job_id, attempt, rank, node)
+
+    def task_heartbeat(self, job_id: str, attempt: int, rank: int) -> Signals:
+        return self.compute.task_heartbeat(job_id, attempt, rank)
+
+    def append_job_logs(self, job_id: str, chunks: Sequence[LogChunk]) -> None:
+        return self.compute.append_job_logs(job_id, chunks)
+
+    def read_job_logs(
+        self, job_id: str, after: Mapping[str, int] | None = None, *, limit: int = 1000
+    ) -> list[LogChunk]:
+        return self.compute.read_job_logs(job_id, after, limit=limit)
+
+    def task_finished(self, job_id: str, attempt: int, rank: int, report: TaskReport) -> Job:
+        return self.compute.task_finished(job_id, attempt, rank, report)

@@ -25,6 +25,7 @@ from luminary.tracking._api import (
     search_runs,
     set_tags,
     start_run,
+    write_metrics,
 )
 from luminary.tracking._base import MetricPoint, TrackingStore
 from luminary.tracking._run import ActiveRun
@@ -67,6 +68,7 @@ __all__ = [
     "search_runs",
     "set_tags",
     "start_run",
+    "write_metrics",
 ]
 
 

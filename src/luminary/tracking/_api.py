@@ -12,6 +12,7 @@ from typing import Any
 from luminary._current import get_store
 from luminary.errors import InvalidArgumentError, InvalidStateError
 from luminary.names import check_relative_path
+from luminary.tracking._base import TrackingStore
 from luminary.tracking._run import ActiveRun
 from luminary.tracking.models import (
     ArtifactEntry,
@@ -66,6 +67,9 @@ def start_run(
     store = get_store()
     from luminary.tracking._settings import heartbeat_s
 
+    if resume is None and parent is None and not nested and not _active:
+        # inside a Luminary job: its first run is the job's own (as MLFLOW_RUN_ID does)
+        resume = os.environ.get("LUMINARY_RUN_ID") or None
     if resume is not None:
         run = store.get_run(resume)
         if run.status is not RunStatus.RUNNING:
@@ -100,6 +104,27 @@ def start_run(
     with _lock:
         _active.append(active)
     return active
+
+
+def write_metrics(
+    store: TrackingStore, run_id: str, metrics: Mapping[str, float], step: int = 0
+) -> None:
+    """Append ``metrics`` to a run that no :class:`ActiveRun` of this process holds (a job's
+    run, written by its supervisor), at ``step``, in one transaction."""
+    import secrets
+
+    from luminary._clock import now_ms
+    from luminary.tracking._validate import check_key, metric_value
+
+    now = now_ms()
+    series, points = [], []
+    for key, value in metrics.items():
+        check_key("metric", key)
+        sid = secrets.randbits(62)
+        series.append((sid, key))
+        points.append((sid, step, now, metric_value(key, value)))
+    if points:
+        store.write_metrics(run_id, series, points, batch_id=secrets.token_hex(16))
 
 
 def active_run() -> ActiveRun | None:

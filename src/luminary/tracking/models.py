@@ -27,6 +27,7 @@ ParamValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
 
 class RunStatus(StrEnum):
+    QUEUED = "queued"  # a job's run, waiting for resources
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
@@ -34,7 +35,7 @@ class RunStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self is not RunStatus.RUNNING
+        return self not in (RunStatus.RUNNING, RunStatus.QUEUED)
 
 
 @dataclass(frozen=True)

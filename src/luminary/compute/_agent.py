@@ -1,0 +1,168 @@
+"""The agent: serves one pool — claims the jobs the queue placed there, launches them through
+the pool's executor, and watches them.
+
+One loop, on one thread. It reads the queue's change counter every ``poll_s`` (a cheap read)
+and claims when the counter moved or half a heartbeat passed (a claim also beats the agent's
+heartbeat, runs the scheduler when it is due, and keeps its claimed-but-not-yet-running jobs
+alive). Launched attempts are polled through the executor; one whose runners are gone
+without reporting is given back to the queue (:meth:`~ComputeStore.job_lost`), which
+requeues or fails it. ``idle_exit_s`` ends an agent that has had nothing to do for that long
+(the embedded store starts one on demand).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from luminary._clock import now_ms
+from luminary._ids import new_id
+from luminary.compute._executor import Executor
+from luminary.compute.models import Agent, Job, JobState, Pool
+from luminary.errors import LuminaryError
+
+if TYPE_CHECKING:
+    from luminary.store import Store
+
+__all__ = ["AgentLoop", "make_executor", "runner_command"]
+
+log = logging.getLogger("luminary.compute")
+
+
+def runner_command(job: Job) -> list[str]:
+    """The command that runs one rank of ``job``'s current attempt on the node the engine
+    chose (the rank comes from ``LUMINARY_RANK`` or ``SLURM_PROCID``)."""
+    return [sys.executable, "-m", "luminary.compute.runner", job.id, "--attempt", str(job.attempt)]
+
+
+def runner_env(store: Store) -> dict[str, str]:
+    """What a runner on another node needs to reach this store, and nothing of this process's
+    own environment (each engine passes its own)."""
+    return dict(store.runner_environment())
+
+
+def make_executor(pool: Pool, store: Store, *, heartbeat_s: float = 5.0) -> Executor:
+    """The executor for ``pool``'s kind (Ray and Slurm need their extra or binaries)."""
+    if pool.executor == "local":
+        from luminary.compute._local import LocalExecutor
+
+        return LocalExecutor(pool, store, heartbeat_s=heartbeat_s)
+    if pool.executor == "ray":
+        from luminary.compute._ray import RayExecutor
+
+        return RayExecutor(pool)
+    from luminary.compute._slurm import SlurmExecutor
+
+    return SlurmExecutor(pool)
+
+
+class AgentLoop:
+    """Serves ``pool`` from this process until :meth:`stop` (or ``idle_exit_s`` of idleness)."""
+
+    def __init__(
+        self,
+        store: Store,
+        pool: str,
+        *,
+        executor: Executor | None = None,
+        heartbeat_s: float = 5.0,
+        poll_s: float = 0.02,
+        idle_exit_s: float | None = None,
+    ) -> None:
+        self.store = store
+        self.pool_name = pool
+        self.heartbeat_s = heartbeat_s
+        self.poll_s = poll_s
+        self.idle_exit_s = idle_exit_s
+        self.agent = Agent(
+            id=f"{socket.gethostname()[:40]}-{os.getpid()}-{new_id()[-6:]}",
+            pool=pool,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_ms=now_ms(),
+            heartbeat_ms=now_ms(),
+        )
+        self._executor = executor
+        self._launched: dict[str, tuple[str, int]] = {}  # ref -> (job id, attempt)
+        self._stop = threading.Event()
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            pool = self.store.get_pool(self.pool_name)
+            self._executor = make_executor(pool, self.store, heartbeat_s=self.heartbeat_s)
+        return self._executor
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        executor = self.executor
+        env = runner_env(self.store)
+        seen = -1
+        last_claim = 0.0
+        idle_since = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                try:
+                    version = self.store.queue_version()
+                    if version != seen or now - last_claim >= self.heartbeat_s / 2:
+                        seen, last_claim = version, now
+                        for job in self.store.claim_jobs(self.pool_name, self.agent):
+                            self._launch(executor, job, env)
+                    self._watch(executor)
+                except LuminaryError as exc:
+                    log.warning("agent %s: %s; retrying", self.agent.id, exc)
+                    self._stop.wait(1.0)
+                except Exception:  # an agent keeps serving: the queue is the truth
+                    log.exception("agent %s: unexpected error; retrying", self.agent.id)
+                    self._stop.wait(1.0)
+                if self._launched:
+                    idle_since = now
+                elif self.idle_exit_s is not None and now - idle_since > self.idle_exit_s:
+                    if not self._pending():
+                        log.info(
+                            "agent %s: idle for %.0f s, exiting", self.agent.id, self.idle_exit_s
+                        )
+                        return
+                    idle_since = now
+                self._stop.wait(self.poll_s)
+        finally:
+            executor.close()
+
+    def _pending(self) -> bool:
+        jobs = self.store.list_jobs(states=[JobState.QUEUED, JobState.STARTING], limit=1)
+        return bool(jobs)
+
+    def _launch(self, executor: Executor, job: Job, env: dict[str, str]) -> None:
+        try:
+            ref = executor.launch(job, _command(job), env)
+        except LuminaryError as exc:
+            self.store.job_lost(job.id, job.attempt, f"launch failed: {exc}")
+            return
+        self._launched[ref] = (job.id, job.attempt)
+        self.store.job_launched(job.id, job.attempt, ref)
+
+    def _watch(self, executor: Executor) -> None:
+        if not self._launched:
+            return
+        for ref, gone in executor.poll(list(self._launched)).items():
+            if gone is None:
+                continue
+            job_id, attempt = self._launched.pop(ref)
+            job = self.store.get_job(job_id)
+            if job.attempt == attempt and job.state.active:
+                # the runners ended without reporting how (killed, node lost)
+                self.store.job_lost(job_id, attempt, gone)
+            elif job.state.active and job.cancel_requested:
+                executor.kill(ref)
+
+
+def _command(job: Job) -> list[str]:
+    return runner_command(job)
