@@ -20,13 +20,16 @@ from luminary.cli import (
     datasets,
     demo,
     events,
+    jobs,
     lineage,
     models,
+    pools,
     projects,
     resources,
     runs,
     serve,
     server,
+    session,
     store,
     tokens,
     ui,
@@ -50,12 +53,16 @@ app.add_typer(events.app, name="events")
 app.add_typer(bench.app, name="bench")
 app.add_typer(cost.app, name="cost")
 app.add_typer(store.app, name="store")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(pools.app, name="pools")
+app.add_typer(pools.quotas_app, name="quotas")
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)
 app.command("server")(server.server)
 app.command("serve")(serve.serve)
 app.command("resources")(resources.resources)
 app.command("ui")(ui.ui)
+app.command("session")(session.session)
 
 
 @app.callback()

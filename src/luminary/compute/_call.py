@@ -23,7 +23,7 @@ RESULT = "result.pkl"
 
 
 def dumps(value: Any) -> bytes:
-    import cloudpickle
+    import cloudpickle  # type: ignore[import-untyped]
 
     return bytes(cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 

@@ -58,7 +58,7 @@ class LocalExecutor(Executor):
     def launch(self, job: Job, command: Sequence[str], env: Mapping[str, str]) -> str:
         del command  # supervised in-process: no runner process to start
         ref = f"local:{os.getpid()}:{job.id}:{job.attempt}"
-        base = dict(env)
+        base = {**os.environ, **env}
         if job.spec.nodes > 1:
             base["MASTER_ADDR"] = "127.0.0.1"
             base["MASTER_PORT"] = str(free_port())

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from luminary._current import get_store
-from luminary.compute.models import Job, JobSpec, JobState, Pool, Resources
+from luminary.compute.models import Agent, Job, JobSpec, JobState, Pool, Resources
 from luminary.errors import InvalidArgumentError, InvalidStateError, LuminaryError, NotFoundError
 
 if TYPE_CHECKING:
@@ -259,13 +259,30 @@ def ensure_agents(store: Store) -> _list[str]:
     from luminary._clock import now_ms
     from luminary.compute._pass import AGENT_STALE_MS
 
-    live = {a.pool for a in store.list_agents() if a.heartbeat_ms >= now_ms() - AGENT_STALE_MS}
+    live = {a.pool for a in store.list_agents() if _alive(a, now_ms() - AGENT_STALE_MS)}
     started = []
     for pool in pools:
         if pool.executor == "local" and pool.enabled and pool.name not in live:
             _spawn_agent(store, pool.name, env)
             started.append(pool.name)
     return started
+
+
+def _alive(agent: Agent, cutoff_ms: int) -> bool:
+    """A recent heartbeat, and (for an agent of this machine) a process that still exists."""
+    import socket
+
+    if agent.heartbeat_ms < cutoff_ms:
+        return False
+    if agent.host != socket.gethostname():
+        return True
+    try:
+        os.kill(agent.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def machine_pool(name: str = "local") -> Pool:
@@ -307,7 +324,7 @@ def _wait_for_agent(store: Store, pool: str, timeout_s: float = 15.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         cutoff = now_ms() - AGENT_STALE_MS
-        if any(a.pool == pool and a.heartbeat_ms >= cutoff for a in store.list_agents()):
+        if any(a.pool == pool and _alive(a, cutoff) for a in store.list_agents()):
             return
         time.sleep(0.02)
     msg = f"the agent for pool {pool!r} did not start within {timeout_s:g} s; see its log"
