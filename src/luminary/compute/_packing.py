@@ -20,7 +20,6 @@ Node ``i`` of pool ``p`` is named ``f"{p}-{i}"``; executors map those names to t
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
 from dataclasses import dataclass
 
 from luminary.compute.models import JobSpec, NodePlacement, Placement, Pool
@@ -93,9 +92,9 @@ class PoolState:
         self.index = {name: i for i, name in enumerate(self.names)}
         self.free_units = n * g * UNITS
         self._summary: tuple[int, int, int, int] | None = None
-        # Needs that found no node at ``epoch``; a release bumps the epoch and marks its nodes
-        # in ``gained``, so a later search for such a need looks at those nodes only.
-        self.nofit: dict[Need, int] = {}
+        # (need, blocked nodes) that found no node at ``epoch``; a release bumps the epoch and
+        # marks its nodes in ``gained``, so a later search looks at those nodes only.
+        self.nofit: dict[tuple[Need, frozenset[int]], int] = {}
         self.epoch = 0
         self.gained = [0] * n
 
@@ -155,10 +154,10 @@ class PoolState:
         return None if score is None else (score, self._devices(i, need))
 
     def place(
-        self, need: Need, blocked: Collection[int] = ()
+        self, need: Need, blocked: frozenset[int] = frozenset()
     ) -> list[tuple[int, list[tuple[int, int]]]] | None:
         """Nodes and ``(device, units)`` for ``need`` avoiding ``blocked`` nodes, or None."""
-        since = self.nofit.get(need) if need.nodes == 1 else None
+        since = self.nofit.get((need, blocked)) if need.nodes == 1 else None
         nodes = range(len(self.free))
         if since is not None:  # only nodes that gained room since it last found none can fit
             nodes = [i for i in nodes if self.gained[i] > since]  # type: ignore[assignment]
@@ -172,8 +171,7 @@ class PoolState:
                     return [(i, self._devices(i, need))]  # a perfect fit: nothing better
                 fits.append((score, i))
         if len(fits) < need.nodes:
-            if not blocked:
-                self.nofit[need] = self.epoch
+            self.nofit[(need, blocked)] = self.epoch
             return None
         fits.sort()
         return [(i, self._devices(i, need)) for _, i in fits[: need.nodes]]

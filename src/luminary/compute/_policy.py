@@ -59,6 +59,8 @@ __all__ = [
 _EPS = 1e-9
 #: Jobs of one shape looked at for backfill behind a head that only a reservation blocks.
 BACKFILL_SCAN = 32
+#: Nodes beyond those it needs on which a reservation's start is worked out exactly.
+RESERVE_CANDIDATES = 2
 
 
 @dataclass(frozen=True)
@@ -443,14 +445,31 @@ class Scheduler:
             state = self.states[name]
             if name in self.reservations or not state.pool.enabled:
                 continue
-            ready = []
+            # A cheap estimate first (when enough units free on the node, ignoring how they
+            # lie on devices), then the exact search on the few most hopeful nodes only.
+            wanted = need.whole * UNITS + need.units
+            guesses = []
             for i in range(state.pool.nodes):
+                ends = sorted(
+                    (e.end_ms, e.gpus / e.job.spec.nodes)
+                    for j in self.on_node.get((name, i), ())
+                    if (e := self.active[j])
+                )
+                free, when = float(sum(state.free[i])), float(now_ms)
+                for end, gpus in ends:
+                    if free >= wanted:
+                        break
+                    free, when = free + gpus * UNITS, end
+                guesses.append((when if free >= wanted else math.inf, -sum(state.free[i]), i))
+            guesses.sort()
+            ready = []
+            for _, spare, i in guesses[: need.nodes + RESERVE_CANDIDATES]:
                 holds = [
                     (self.active[j].end_ms, self.active[j].held)
                     for j in self.on_node.get((name, i), ())
                 ]
-                at = state.node_ready(i, need, holds)  # type: ignore[arg-type]
-                ready.append((math.inf if at is None else max(at, now_ms), -sum(state.free[i]), i))
+                exact = state.node_ready(i, need, holds)  # type: ignore[arg-type]
+                ready.append((math.inf if exact is None else max(exact, now_ms), spare, i))
             ready.sort()
             chosen = ready[: need.nodes]
             start = chosen[-1][0] if chosen else math.inf
