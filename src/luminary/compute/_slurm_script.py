@@ -14,8 +14,8 @@ rerunning a job behind the queue's back; retries and preemption are Luminary's.
 Environment: the runner's ``env`` is written into the script as ``export`` lines (values
 quoted; Slurm shows a job's script to its owner and the cluster's admins only) on top of the
 submitter's environment (``--export=ALL``, so ``PATH``, a virtual environment and
-``SLURM_CONF`` reach the job); ``CUDA_VISIBLE_DEVICES`` is left to Slurm, which sets it for the devices
-it assigns, and emptied for a job that asked for none.
+``SLURM_CONF`` reach the job); ``CUDA_VISIBLE_DEVICES`` is left to Slurm, which sets it for
+the devices it assigns, and emptied for a job that asked for none.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = [
     "SlurmOptions",
     "array_script",
     "batch_script",
+    "check_array",
     "gres_request",
     "job_name",
     "parse_sacct",
@@ -220,9 +221,16 @@ def _node_body(command: Sequence[str], env: Mapping[str, str], spec: JobSpec) ->
     ]
 
 
+def _comment(text: str) -> str:
+    """``text`` made safe for a ``#`` comment line: a newline in a job's name or command would
+    otherwise end the comment and run the rest as shell."""
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
 def batch_script(job: Job, command: Sequence[str], env: Mapping[str, str]) -> str:
     """The batch script of one attempt of ``job``."""
-    head = ["#!/bin/sh", f"# Luminary job {job.id}, attempt {job.attempt}: {job.spec.label()}"]
+    title = _comment(f"Luminary job {job.id}, attempt {job.attempt}: {job.spec.label()}")
+    head = ["#!/bin/sh", f"# {title}"]
     return "\n".join([*head, *_node_body(command, env, job.spec)]) + "\n"
 
 
@@ -238,7 +246,7 @@ def array_script(
         'case "$SLURM_ARRAY_TASK_ID" in',
     ]
     for index, (job, command, env) in enumerate(zip(jobs, commands, envs, strict=True)):
-        lines.append(f"{index})  # job {job.id}, attempt {job.attempt}")
+        lines.append(f"{index})  # {_comment(f'job {job.id}, attempt {job.attempt}')}")
         lines += ["  " + line for line in _node_body(command, env, job.spec)]
         lines.append("  ;;")
     lines += [

@@ -207,6 +207,14 @@ def test_a_gang_script_starts_one_rank_per_node_through_srun() -> None:
     assert last.endswith("python -m luminary.compute.runner j1")
 
 
+def test_a_name_with_newlines_stays_in_its_comment(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    job = _job(name=f"train\ntouch {marker}\n")
+    done = _sh(batch_script(job, ["true"], {}), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists()
+
+
 def test_an_environment_name_the_shell_cannot_export_is_refused() -> None:
     with pytest.raises(InvalidArgumentError, match="'BAD-NAME'"):
         batch_script(_job(), ["true"], {"BAD-NAME": "x"})
