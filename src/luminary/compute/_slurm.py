@@ -31,6 +31,7 @@ Thread safety: one agent thread per executor, as :class:`Executor` says.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -56,6 +57,8 @@ __all__ = ["SlurmExecutor"]
 
 #: Seconds a Slurm command may take before the cluster counts as unreachable.
 COMMAND_TIMEOUT_S = 60.0
+#: A reference from ``launch`` (``123``) or ``launch_array`` (``123_4``).
+_JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?")
 #: What ``poll`` says of a job Slurm has forgotten (past ``MinJobAge``, no accounting).
 GONE = "gone from Slurm (ended; its final state was not kept)"
 _INSTALL = (
@@ -176,9 +179,15 @@ class SlurmExecutor(Executor):
 
     def poll(self, refs: Sequence[str]) -> dict[str, str | None]:
         """One ``squeue`` for all ``refs``; those it no longer lists are looked up in ``sacct``
-        where accounting is on, else reported :data:`GONE`."""
+        where accounting is on, else reported :data:`GONE`. A reference that is no Slurm job
+        id is reported as such. Raises BackendUnavailableError when squeue fails (the
+        controller does not answer): the jobs' fate is unknown, not ended."""
+        out: dict[str, str | None] = {
+            ref: f"{ref!r} is not a Slurm job id" for ref in refs if not _JOB_ID.fullmatch(ref)
+        }
+        refs = [ref for ref in refs if ref not in out]
         if not refs:
-            return {}
+            return out
         args = [
             "squeue",
             "--noheader",
@@ -196,7 +205,7 @@ class SlurmExecutor(Executor):
         missing = [ref for ref in refs if ref not in known]
         if missing:
             known.update(self._sacct_states(missing))
-        return {ref: known.get(ref, GONE) for ref in refs}
+        return {**out, **{ref: known.get(ref, GONE) for ref in refs}}
 
     def _sacct_states(self, refs: Sequence[str]) -> dict[str, str | None]:
         if self._sacct is False:
@@ -204,8 +213,12 @@ class SlurmExecutor(Executor):
         args = ["sacct", "--noheader", "--parsable2", "--format=JobID,State"]
         try:
             out = self._run([*args, f"--jobs={','.join(refs)}"], "reading Slurm accounting")
-        except (BackendUnavailableError, MissingDependencyError):
-            self._sacct = False  # accounting is off here: do not ask again
+        except MissingDependencyError:
+            self._sacct = False
+            return {}
+        except BackendUnavailableError as exc:
+            if "disabled" in str(exc):  # "Slurm accounting storage is disabled": ask no more
+                self._sacct = False
             return {}
         self._sacct = True
         return {ref: state for ref, state in parse_sacct(out.stdout).items() if ref in refs}

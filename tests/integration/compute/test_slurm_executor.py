@@ -87,7 +87,11 @@ def test_poll_says_none_while_the_job_lives_then_why_it_ended(
     assert executor.poll([ref]) == {ref: None}
     go.touch()
     assert _wait(executor, ref) == "COMPLETED"
-    assert executor.poll([ref, "999999"]) == {ref: "COMPLETED", "999999": GONE}
+    assert executor.poll([ref, "999999", "12;x"]) == {
+        ref: "COMPLETED",
+        "999999": GONE,
+        "12;x": "'12;x' is not a Slurm job id",
+    }
 
 
 def test_slurm_gives_whole_gpus_through_cuda_visible_devices(

@@ -24,6 +24,7 @@ from luminary.compute._slurm_script import (
 )
 from luminary.compute.models import Job, JobSpec, JobState, Pool, Resources
 from luminary.errors import BackendUnavailableError, InvalidArgumentError, MissingDependencyError
+from luminary.testing.slurm import slurm_conf
 
 
 def _pool(**options: str) -> Pool:
@@ -318,3 +319,35 @@ def test_missing_slurm_commands_name_the_package(
         executor.launch(_job(), ["true"], {})
     assert "`sbatch`" in str(caught.value)
     assert executor.discover() is None
+
+
+def test_the_test_cluster_gives_each_gpu_its_own_device_file(tmp_path: Path) -> None:
+    files = slurm_conf(
+        tmp_path,
+        host="box",
+        nodes=["box-1", "box-2"],
+        cpus=8,
+        memory_mb=4096,
+        gpus=4,
+        shards_per_gpu=2,
+        ctld_port=7000,
+        slurmd_ports=[7001, 7002],
+    )
+    gpu_files = [
+        line.split("File=")[1] for line in files["gres.conf"].splitlines() if "Name=gpu" in line
+    ]
+    assert len(gpu_files) == len(set(gpu_files)) == 8
+    assert files["gres.conf"].count("Name=shard Count=8") == 2
+    conf = files["slurm.conf"]
+    for line in (
+        "SlurmctldHost=box(127.0.0.1)",
+        "SlurmctldPort=7000",
+        "GresTypes=gpu,shard",
+        "ProctrackType=proctrack/linuxproc",
+        "TaskPlugin=task/none",
+        "SelectType=select/cons_tres",
+        "PartitionName=debug Nodes=box-1,box-2 Default=YES MaxTime=INFINITE State=UP",
+    ):
+        assert line in conf.splitlines()
+    assert "NodeName=box-2 NodeHostname=box NodeAddr=127.0.0.1 Port=7002 CPUs=8" in conf
+    assert files["cgroup.conf"] == "CgroupPlugin=cgroup/v1\n"
