@@ -162,11 +162,21 @@ def test_kill_cancels_a_sleeping_job_and_may_be_repeated(
 
 
 @pytest.mark.slow
-def test_the_time_limit_ends_a_job_with_timeout(executor: SlurmExecutor) -> None:
-    # Slurm counts limits in whole minutes: a 1 s limit with no grace is one minute.
-    job = _job("overruns", time_limit_s=1, grace_s=0)
-    ref = executor.launch(job, ["sleep", "600"], {})
-    assert _wait(executor, ref, timeout_s=240) == "TIMEOUT (TimeLimit)"
+def test_the_time_limit_warns_with_sigterm_then_ends_the_job_with_timeout(
+    executor: SlurmExecutor, tmp_path: Path
+) -> None:
+    # Slurm counts limits in whole minutes: limit + grace is one minute for both jobs.
+    warned = tmp_path / "warned"
+    heeds = executor.launch(
+        _job("heeds", time_limit_s=30, grace_s=30),
+        ["sh", "-c", f"trap 'echo warned > {warned}; exit 0' TERM; while :; do sleep 1; done"],
+        {},
+    )
+    overruns = executor.launch(_job("overruns", time_limit_s=1, grace_s=0), ["sleep", "600"], {})
+    # The warning comes before the limit: the job that stops on it ends completed.
+    assert _wait(executor, heeds, timeout_s=240) == "COMPLETED"
+    assert warned.read_text() == "warned\n"
+    assert _wait(executor, overruns, timeout_s=240) == "TIMEOUT (TimeLimit)"
 
 
 def test_an_array_runs_each_command_once_with_its_environment(
