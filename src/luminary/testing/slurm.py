@@ -213,8 +213,11 @@ class SlurmCluster:
         after cancelling every job: a job's processes outlive slurmd unless cancelled."""
         ctld = self.processes.get("slurmctld")
         if ctld is not None and ctld.poll() is None:
-            self.run("scancel", "--full", "--signal=KILL", f"--partition={PARTITION}", timeout=10)
-            self.run("scancel", f"--partition={PARTITION}", timeout=10)
+            for args in (["--full", "--signal=KILL"], []):
+                try:
+                    self.run("scancel", *args, f"--partition={PARTITION}", timeout=10)
+                except subprocess.TimeoutExpired:
+                    break  # the controller hangs: stop the daemons all the same
         for name in [n for n in self.processes if n.startswith("slurmd")] + ["slurmctld", "munged"]:
             proc = self.processes.pop(name, None)
             if proc is None or proc.poll() is not None:
