@@ -143,13 +143,15 @@ def serve(
     idle_exit: Annotated[
         float | None, typer.Option("--idle-exit", help="Exit after this many idle seconds.")
     ] = None,
-    heartbeat: Annotated[float, typer.Option(min=0.5, help="Heartbeat seconds.")] = 5.0,
+    heartbeat: Annotated[
+        float | None, typer.Option(min=0.1, help="Heartbeat seconds (LUMINARY_JOB_HEARTBEAT_S).")
+    ] = None,
 ) -> None:
     """Serve a pool from this process: claim its jobs, launch them, watch them (Ctrl-C stops;
     running local jobs are stopped, Ray and Slurm jobs go on)."""
     from luminary.compute.agent import main
 
-    args = [name, "--heartbeat", str(heartbeat)]
+    args = [name] + ([] if heartbeat is None else ["--heartbeat", str(heartbeat)])
     if idle_exit is not None:
         args += ["--idle-exit", str(idle_exit)]
     raise typer.Exit(main(args))

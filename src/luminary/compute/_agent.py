@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from luminary._clock import now_ms
 from luminary._ids import new_id
 from luminary.compute._executor import Executor
+from luminary.compute._settings import job_heartbeat_s
 from luminary.compute.models import Agent, Job, JobState, Pool
 from luminary.errors import LuminaryError
 
@@ -46,7 +47,7 @@ def runner_env(store: Store) -> dict[str, str]:
     return dict(store.runner_environment())
 
 
-def make_executor(pool: Pool, store: Store, *, heartbeat_s: float = 5.0) -> Executor:
+def make_executor(pool: Pool, store: Store, *, heartbeat_s: float | None = None) -> Executor:
     """The executor for ``pool``'s kind (Ray and Slurm need their extra or binaries)."""
     if pool.executor == "local":
         from luminary.compute._local import LocalExecutor
@@ -70,13 +71,13 @@ class AgentLoop:
         pool: str,
         *,
         executor: Executor | None = None,
-        heartbeat_s: float = 5.0,
+        heartbeat_s: float | None = None,
         poll_s: float = 0.02,
         idle_exit_s: float | None = None,
     ) -> None:
         self.store = store
         self.pool_name = pool
-        self.heartbeat_s = heartbeat_s
+        self.heartbeat_s = job_heartbeat_s() if heartbeat_s is None else heartbeat_s
         self.poll_s = poll_s
         self.idle_exit_s = idle_exit_s
         self.agent = Agent(
@@ -116,6 +117,7 @@ class AgentLoop:
                         seen, last_claim = version, now
                         for job in self.store.claim_jobs(self.pool_name, self.agent):
                             self._launch(executor, job, env)
+                        self._relay(executor)
                     self._watch(executor)
                 except LuminaryError as exc:
                     log.warning("agent %s: %s; retrying", self.agent.id, exc)
@@ -148,6 +150,19 @@ class AgentLoop:
             return
         self._launched[ref] = (job.id, job.attempt)
         self.store.job_launched(job.id, job.attempt, ref)
+
+    def _relay(self, executor: Executor) -> None:
+        """Tell local supervisors at once when one of their jobs is asked to stop (the
+        others learn at their next heartbeat)."""
+        poke = getattr(executor, "poke", None)
+        if poke is None or not self._launched:
+            return
+        mine = {job_id: ref for ref, (job_id, _) in self._launched.items()}
+        for job in self.store.list_jobs(
+            states=[JobState.STARTING, JobState.RUNNING], pool=self.pool_name, limit=100_000
+        ):
+            if job.id in mine and (job.cancel_requested or job.preempt_requested):
+                poke(mine[job.id])
 
     def _watch(self, executor: Executor) -> None:
         if not self._launched:

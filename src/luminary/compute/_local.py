@@ -48,7 +48,7 @@ class LocalExecutor(Executor):
 
     kind = "local"
 
-    def __init__(self, pool: Pool, store: Store, *, heartbeat_s: float = 5.0) -> None:
+    def __init__(self, pool: Pool, store: Store, *, heartbeat_s: float | None = None) -> None:
         super().__init__(pool)
         self.store = store
         self.heartbeat_s = heartbeat_s
@@ -114,6 +114,13 @@ class LocalExecutor(Executor):
                     out[ref] = "exited"
                     del self._runs[ref]
         return out
+
+    def poke(self, ref: str) -> None:
+        """Make the attempt's supervisors beat now (the queue changed for it)."""
+        with self._lock:
+            runs = self._runs.get(ref, [])
+        for _, supervisor in runs:
+            supervisor.poke()
 
     def kill(self, ref: str) -> None:
         with self._lock:

@@ -250,7 +250,7 @@ def run(conn: sa.Connection, now: int, stale_ms: int, half_life_s: float | None)
 def _project_ids(conn: sa.Connection, names: Sequence[str]) -> dict[str, str]:
     p = t.projects.c
     rows = conn.execute(sa.select(p.name, p.id).where(p.name.in_(list(names))))
-    return dict(rows.tuples().all())
+    return {str(name): str(pid) for name, pid in rows.all()}
 
 
 def _save_usage(conn: sa.Connection, usage: Mapping[str, float], now: int) -> None:

@@ -20,6 +20,7 @@ from luminary._ids import ambiguous_prefix, new_id
 from luminary.compute import _pass
 from luminary.compute._base import ComputeStore, UsageSample
 from luminary.compute._rows import job_from_row, pool_from_row
+from luminary.compute._settings import job_heartbeat_s
 from luminary.compute.models import (
     Agent,
     Job,
@@ -67,15 +68,15 @@ class SqlCompute(ComputeStore):
         datasets: SqlDatasets,
         *,
         blobs_url: str = "",
-        heartbeat_s: float = 5.0,
+        heartbeat_s: float | None = None,
         schedule_every_s: float = 1.0,
         half_life_s: float | None = None,
     ) -> None:
         self.engine = engine
         self._runs = runs
         self._datasets = datasets
-        self.heartbeat_s = heartbeat_s
-        self.stale_ms = int((heartbeat_s + 1.5) * 1000)
+        self.heartbeat_s = job_heartbeat_s() if heartbeat_s is None else heartbeat_s
+        self.stale_ms = int((self.heartbeat_s + 1.5) * 1000)
         self.schedule_every_ms = int(schedule_every_s * 1000)
         self.half_life_s = half_life_s
         self.blobs_url = blobs_url

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from luminary._clock import now_ms
+from luminary.compute._settings import job_heartbeat_s
 from luminary.compute.models import Job, LogChunk, Signals, TaskReport
 from luminary.errors import InvalidStateError, LuminaryError
 
@@ -116,7 +117,7 @@ class _Pump:
         self.thread.start()
 
     def _read(self) -> None:
-        with self.path.open("wb") as out:
+        with self.pipe, self.path.open("wb") as out:
             fd = self.pipe.fileno()
             while True:
                 data = os.read(fd, _CHUNK)
@@ -160,7 +161,7 @@ class Supervisor:
         *,
         env: Mapping[str, str] | None = None,
         node: str | None = None,
-        heartbeat_s: float = 5.0,
+        heartbeat_s: float | None = None,
         energy: bool = True,
     ) -> None:
         self.store = store
@@ -168,7 +169,7 @@ class Supervisor:
         self.rank = rank
         self.env = dict(os.environ if env is None else env)
         self.node = node or socket.gethostname()
-        self.heartbeat_s = heartbeat_s
+        self.heartbeat_s = job_heartbeat_s() if heartbeat_s is None else heartbeat_s
         self.energy = energy and os.environ.get("LUMINARY_ENERGY", "1").lower() not in (
             "0",
             "false",
@@ -177,10 +178,16 @@ class Supervisor:
         )
         self.process: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
+        self._poke = threading.Event()
 
     def stop(self) -> None:
         """Ask :meth:`run` to stop the command (as a cancel would), e.g. at agent shutdown."""
         self._stop.set()
+
+    def poke(self) -> None:
+        """Beat now rather than at the next heartbeat: the queue may ask something (a cancel,
+        a preemption) that should not wait."""
+        self._poke.set()
 
     def run(self) -> TaskReport:
         job = self.job
@@ -246,7 +253,8 @@ class Supervisor:
             signals: Signals | None = None
             if self._stop.is_set() and not reason:
                 signals = Signals(stop=True, reason="its agent is shutting down")
-            elif now >= next_beat:
+            elif now >= next_beat or self._poke.is_set():
+                self._poke.clear()
                 next_beat = now + self.heartbeat_s
                 signals = self._beat()
             if signals is not None and signals.stop and not reason:

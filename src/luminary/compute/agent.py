@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import signal
 import sys
@@ -15,8 +16,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m luminary.compute.agent")
     parser.add_argument("pool")
     parser.add_argument("--idle-exit", type=float, default=None)
-    parser.add_argument("--heartbeat", type=float, default=5.0)
+    parser.add_argument("--heartbeat", type=float, default=None)
+    parser.add_argument("--detach", action="store_true", help="Fork into the background.")
     args = parser.parse_args(argv)
+    if args.detach and os.fork():  # the caller waits for this parent, not for the agent
+        os._exit(0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s luminary agent: %(message)s")
     from luminary.compute._agent import AgentLoop
     from luminary.store import get_store

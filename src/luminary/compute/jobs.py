@@ -306,8 +306,17 @@ def _spawn_agent(store: Store, pool: str, env: Mapping[str, str]) -> None:
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / f"agent-{pool}.log"
     with contextlib.suppress(OSError), log_path.open("ab") as out:
-        subprocess.Popen(
-            [sys.executable, "-m", "luminary.compute.agent", pool, "--idle-exit", "300"],
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "luminary.compute.agent",
+                pool,
+                "--idle-exit",
+                "300",
+                "--detach",
+            ],
+            check=False,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rank", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="luminary runner: %(message)s")
+    from luminary.compute._settings import job_heartbeat_s
     from luminary.compute._supervise import Supervisor
     from luminary.store import get_store
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             store,
             job,
             _rank(args.rank),
-            heartbeat_s=float(os.environ.get("LUMINARY_JOB_HEARTBEAT_S", "5")),
+            heartbeat_s=job_heartbeat_s(),
         ).run()
     except InvalidStateError as exc:
         print(f"luminary runner: {exc}", file=sys.stderr)
