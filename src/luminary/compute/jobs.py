@@ -198,16 +198,40 @@ def submit(
     return submit_spec(spec, store=store)
 
 
+#: What a command job takes from the submitter's environment (as ``sbatch --export`` would),
+#: under whatever the spec's ``env`` sets: where to find programs and libraries, and the
+#: software environment they belong to. Nothing else (no tokens, no passwords) is stored.
+EXPORTED = (
+    "PATH",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "CONDA_DEFAULT_ENV",
+    "PYTHONPATH",
+    "LD_LIBRARY_PATH",
+    "LANG",
+    "LC_ALL",
+)
+
+
 def submit_spec(
     spec: JobSpec, *, store: Store | None = None, start_agents: bool = True
 ) -> JobHandle:
-    """Queue a ready :class:`JobSpec` (from a YAML file, say)."""
+    """Queue a ready :class:`JobSpec` (from a YAML file, say), with the submitter's
+    :data:`EXPORTED` variables under the spec's own ``env``. On an embedded store with no pool
+    yet, a pool ``local`` describing this machine is made first; after the submit, agents are
+    started for local pools that none serves (:func:`ensure_agents`)."""
     store = store or get_store()
-    if start_agents:
-        ensure_agents(store)
+    exported = {k: os.environ[k] for k in EXPORTED if k in os.environ}
+    if exported:
+        spec = spec.with_(env={**exported, **spec.env})
+    embedded = "LUMINARY_URI" not in store.runner_environment()
+    if start_agents and embedded and not store.list_pools():
+        store.put_pool(machine_pool())
     from luminary._actor import current_actor
 
     job = store.submit_job(spec, user=current_actor())
+    if start_agents:
+        ensure_agents(store)
     return JobHandle(store, job)
 
 
@@ -247,15 +271,13 @@ def on_preempt(hook: Callable[[], object], *, exit_code: int = 143) -> None:
 # -- embedded: agents on demand ---------------------------------------------------------------
 def ensure_agents(store: Store) -> _list[str]:
     """On an embedded store: make sure every enabled local pool has a live agent, starting a
-    detached ``luminary pools serve POOL --idle-exit 300`` where none does, and create a pool
-    ``local`` describing this machine if no pool exists. Returns the pools started. On a
+    detached ``luminary pools serve POOL --idle-exit 300`` where none does. Returns the pools
+    started. On a
     team server, agents are the operators' to run (``luminary pools serve``): nothing starts."""
     env = store.runner_environment()
     if "LUMINARY_URI" in env:
         return []
     pools = store.list_pools()
-    if not pools:
-        pools = [store.put_pool(machine_pool())]
     from luminary._clock import now_ms
     from luminary.compute._pass import AGENT_STALE_MS
 

@@ -194,8 +194,9 @@ def test_a_gang_runs_every_rank_with_the_rendezvous(store: SqlStore, tmp_path: P
         script = (
             "import os, sys, pathlib\n"
             "e = os.environ\n"
+            "where = f\"{e['MASTER_ADDR']}:{e['MASTER_PORT']}\"\n"
             "pathlib.Path(sys.argv[1], e['RANK']).write_text("
-            "f\"{e['WORLD_SIZE']} {e['MASTER_ADDR']}:{e['MASTER_PORT']} {e['CUDA_VISIBLE_DEVICES']}\")\n"
+            "f\"{e['WORLD_SIZE']} {where} {e['CUDA_VISIBLE_DEVICES']}\")\n"
         )
         job = _submit(store, [PY, "-c", script, str(tmp_path)], gpus=2, nodes=2)
         assert job.wait(WAIT).state is JobState.SUCCEEDED
@@ -213,7 +214,7 @@ def test_a_gang_runs_every_rank_with_the_rendezvous(store: SqlStore, tmp_path: P
 
 
 def test_a_request_no_pool_can_run_is_refused_with_the_numbers(store: SqlStore) -> None:
-    with pytest.raises(InvalidArgumentError, match="8 GPUs per node asked.*'local' has 2"):
+    with pytest.raises(InvalidArgumentError, match=r"8 GPUs per node asked.*'local' has 2"):
         _submit(store, ["true"], gpus=8)
     with pytest.raises(InvalidArgumentError, match="nodes"):
         _submit(store, ["true"], nodes=3)
