@@ -26,16 +26,18 @@ as for an unknown id), so job ids do not leak; a role too low answers 403.
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from luminary._bounds import INT32_MAX, INT64_MAX, INT64_MIN
 from luminary._ids import ambiguous_prefix
 from luminary.auth.models import Principal, Role
 from luminary.compute import Agent, Job, JobSpec, JobState, LogChunk, Pool, Quota, TaskReport
 from luminary.errors import AmbiguousIdError, InvalidArgumentError, NotFoundError, nearest
+from luminary.names import check_name
 from luminary.server._app import ok
 from luminary.server._auth import Caller, Guard
 from luminary.store import Store
@@ -56,6 +58,13 @@ __all__ = ["router"]
 
 V = TypeVar("V")
 
+#: Numbers as the database holds them: attempts, ranks, sequence numbers and exit codes in 32
+#: bits, times in 64 (a bigger number is a 400 naming the field, not a driver's overflow).
+Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+Rank = Annotated[int, Path(ge=0, le=INT32_MAX)]
+Limit = Annotated[int, Query(ge=1, le=100_000)]
+
 
 class SubmitIn(BaseModel):
     spec: dict[str, Any]
@@ -68,34 +77,34 @@ class CancelIn(BaseModel):
 class ClaimIn(BaseModel):
     pool: str
     agent: dict[str, Any]
-    limit: int = 64
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 64
 
 
 class LaunchedIn(BaseModel):
-    attempt: int
+    attempt: Int32
     executor_ref: str
 
 
 class LostIn(BaseModel):
-    attempt: int
+    attempt: Int32
     reason: str
 
 
 class ScheduleIn(BaseModel):
-    now_ms: int | None = None
+    now_ms: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
 
 
 class StartedIn(BaseModel):
-    attempt: int
+    attempt: Int32
     node: str
 
 
-class BeatIn(BaseModel):
-    attempt: int
+class TaskBeatIn(BaseModel):
+    attempt: Int32
 
 
 class FinishedIn(BaseModel):
-    attempt: int
+    attempt: Int32
     report: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -122,6 +131,9 @@ def router(store: Store, guard: Guard) -> APIRouter:
     @r.put("/pools/{name}")
     def put_pool(name: str, body: dict[str, Any], caller: Caller) -> Response:
         guard.check_admin(caller, "configuring pools")
+        if not isinstance(body.get("enabled", True), bool):
+            msg = f"enabled={body['enabled']!r} is not valid; give true or false"
+            raise InvalidArgumentError(msg)
         pool = _value(Pool, {**body, "name": name}, "pool")
         return ok(enc_pool(store.put_pool(pool)))
 
@@ -162,7 +174,7 @@ def router(store: Store, guard: Guard) -> APIRouter:
         project: str | None = None,
         state: list[str] | None = Query(None),  # noqa: B008 - FastAPI's idiom
         pool: str | None = None,
-        limit: int = 100,
+        limit: Limit = 100,
     ) -> Response:
         states = None if state is None else [_state(s) for s in state]
         if project is not None:
@@ -196,7 +208,7 @@ def router(store: Store, guard: Guard) -> APIRouter:
 
     @r.get("/jobs/{job_id}/logs")
     def read_logs(
-        job_id: str, caller: Caller, after: str | None = None, limit: int = 1000
+        job_id: str, caller: Caller, after: str | None = None, limit: Limit = 1000
     ) -> Response:
         job = job_for(caller, job_id, Role.READER)
         chunks = store.read_job_logs(job.id, _cursor(after), limit=limit)
@@ -214,7 +226,7 @@ def router(store: Store, guard: Guard) -> APIRouter:
         return ok([enc_share(s) for s in store.compute_shares()])
 
     @r.get("/compute/history")
-    def history(since_ms: int) -> Response:
+    def history(since_ms: Annotated[int, Query(ge=INT64_MIN, le=INT64_MAX)]) -> Response:
         return ok([enc_usage(s) for s in store.compute_history(since_ms)])
 
     @r.get("/compute/version")
@@ -230,6 +242,7 @@ def router(store: Store, guard: Guard) -> APIRouter:
     @r.post("/compute/claim")
     def claim(body: ClaimIn, caller: Caller) -> Response:
         guard.check_admin(caller, "claiming jobs (agents run with a server admin's token)")
+        check_name(body.pool, "pool")
         agent = _agent(body.agent)
         return ok([enc_job(j) for j in store.claim_jobs(body.pool, agent, limit=body.limit)])
 
@@ -251,17 +264,17 @@ def router(store: Store, guard: Guard) -> APIRouter:
 
     # -- runners ---------------------------------------------------------------------------
     @r.post("/jobs/{job_id}/tasks/{rank}/started")
-    def started(job_id: str, rank: int, body: StartedIn, caller: Caller) -> Response:
+    def started(job_id: str, rank: Rank, body: StartedIn, caller: Caller) -> Response:
         job_for(caller, job_id, Role.WRITER)
         return ok(enc_job(store.task_started(job_id, body.attempt, rank, body.node)))
 
     @r.post("/jobs/{job_id}/tasks/{rank}/heartbeat")
-    def heartbeat(job_id: str, rank: int, body: BeatIn, caller: Caller) -> Response:
+    def heartbeat(job_id: str, rank: Rank, body: TaskBeatIn, caller: Caller) -> Response:
         job_for(caller, job_id, Role.WRITER)
         return ok(enc_signals(store.task_heartbeat(job_id, body.attempt, rank)))
 
     @r.post("/jobs/{job_id}/tasks/{rank}/finished")
-    def finished(job_id: str, rank: int, body: FinishedIn, caller: Caller) -> Response:
+    def finished(job_id: str, rank: Rank, body: FinishedIn, caller: Caller) -> Response:
         job_for(caller, job_id, Role.WRITER)
         report = _report(body.report)
         return ok(enc_job(store.task_finished(job_id, body.attempt, rank, report)))
@@ -312,10 +325,17 @@ def _agent(data: dict[str, Any]) -> Agent:
     agent = _value(Agent, data, "agent")
     texts = (agent.id, agent.pool, agent.host)
     numbers = (agent.pid, agent.started_ms, agent.heartbeat_ms)
-    if not all(isinstance(x, str) for x in texts) or not all(type(x) is int for x in numbers):
+    good = (
+        all(isinstance(x, str) for x in texts)
+        and 0 < len(agent.id) <= 64
+        and all(type(x) is int for x in numbers)
+        and 0 <= agent.pid <= INT32_MAX
+        and all(0 <= x <= INT64_MAX for x in numbers[1:])
+    )
+    if not good:
         msg = (
-            f"agent {str(data)[:200]} is not valid; give id, pool and host as text, pid, "
-            "started_ms and heartbeat_ms as integers"
+            f"agent {str(data)[:200]} is not valid; give id (1 to 64 characters), pool and "
+            "host as text, pid, started_ms and heartbeat_ms as integers from 0"
         )
         raise InvalidArgumentError(msg)
     return agent
@@ -324,7 +344,7 @@ def _agent(data: dict[str, Any]) -> Agent:
 def _report(data: dict[str, Any]) -> TaskReport:
     report = _value(TaskReport, data, "task report")
     good = (
-        (report.exit_code is None or type(report.exit_code) is int)
+        (report.exit_code is None or _fits(report.exit_code, INT32_MAX))
         and isinstance(report.reason, str)
         and (report.cpu_s is None or type(report.cpu_s) in (int, float))
     )
@@ -350,6 +370,10 @@ def _chunk(item: list[Any]) -> LogChunk:
         )
         raise InvalidArgumentError(msg)
     return dec_log_chunk(item)
+
+
+def _fits(value: object, high: int) -> bool:
+    return type(value) is int and -high - 1 <= value <= high
 
 
 def _state(text: str) -> JobState:
