@@ -10,6 +10,7 @@ import pytest
 
 from luminary._actor import current_actor
 from luminary.store import BlobStore, SqlStore, Store
+from luminary.testing.compute_contract import ComputeContract
 from luminary.testing.input_contract import BadInputContract
 from luminary.testing.store_contract import DatasetContract, RegistryContract, StoreContract
 from tests.integration.luminary_server import serve_in_thread
@@ -72,3 +73,34 @@ class TestRestOverPostgresStore(StoreContract, RegistryContract, DatasetContract
     @pytest.fixture
     def backing_blobs(self, postgres_store: SqlStore) -> BlobStore:
         return _blobs_of(postgres_store)
+
+
+# -- compute: pools, quotas and the job queue ----------------------------------------------
+class TestSqliteCompute(ComputeContract):
+    @pytest.fixture
+    def store(self, sqlite_store: SqlStore) -> SqlStore:
+        return sqlite_store
+
+
+@pytest.mark.postgres
+class TestPostgresCompute(ComputeContract):
+    @pytest.fixture
+    def store(self, postgres_store: SqlStore) -> SqlStore:
+        return postgres_store
+
+
+class TestRestCompute(ComputeContract):
+    """The queue over REST, against a real server over embedded SQLite."""
+
+    @pytest.fixture
+    def store(self, sqlite_store: SqlStore, tmp_path: Path) -> Iterator[Store]:
+        yield from _rest_over(sqlite_store, tmp_path)
+
+
+@pytest.mark.postgres
+class TestRestOverPostgresCompute(ComputeContract):
+    """The queue over REST, against a real server over PostgreSQL: team mode."""
+
+    @pytest.fixture
+    def store(self, postgres_store: SqlStore, tmp_path: Path) -> Iterator[Store]:
+        yield from _rest_over(postgres_store, tmp_path)

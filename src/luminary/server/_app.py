@@ -44,7 +44,7 @@ def create_app(
     Authenticated principals are reused for ``auth_cache_s`` seconds (default
     :data:`~luminary.server._auth.CACHE_S`), timed by ``auth_clock`` (default
     ``time.monotonic``; tests drive their own)."""
-    from luminary.server import _blobs, _datasets, _limits, _registry, _runs
+    from luminary.server import _blobs, _datasets, _jobs, _limits, _registry, _runs
     from luminary.server._auth import CACHE_S, Guard, current_principal
 
     app = FastAPI(
@@ -77,6 +77,7 @@ def create_app(
     app.include_router(_registry.router(store, guard, spool), prefix=API, dependencies=signed)
     app.include_router(_datasets.router(store, guard), prefix=API, dependencies=signed)
     app.include_router(_blobs.router(store, spool, guard), prefix=API, dependencies=signed)
+    app.include_router(_jobs.router(store, guard), prefix=API, dependencies=signed)
     from luminary.server import ui
 
     ui.mount(app, store, guard)  # the web pages (not in the OpenAPI schema)

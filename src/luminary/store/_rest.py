@@ -13,19 +13,34 @@ reached after the retries raises :class:`~luminary.errors.BackendUnavailableErro
 :class:`CleartextTokenWarning` is issued once per URL when that would go over ``http://`` to
 a host other than this machine (use ``https://`` through a TLS proxy). The ``actor`` arguments of
 the Store interface are not sent: the server records the authenticated principal (the token's
-user) as the actor of every registration, alias move and deletion.
+user) as the actor of every registration, alias move and deletion, and as the user of every
+job submitted. Compute's calls live in :class:`~luminary.store._rest_compute.RestCompute`
+(``self.compute``), to which the methods here forward.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from luminary.compute import (
+    Agent,
+    Job,
+    JobSpec,
+    JobState,
+    LogChunk,
+    Pool,
+    ProjectShare,
+    Quota,
+    Signals,
+    TaskReport,
+    UsageSample,
+)
 from luminary.datasets.models import Dataset, DatasetVersion, Mode
 from luminary.errors import (
     BackendUnavailableError,
@@ -38,6 +53,7 @@ from luminary.registry.models import AliasMove, Event, Model, ModelRef, ModelVer
 from luminary.store import Store
 from luminary.store import wire as w
 from luminary.store._remote_blobs import RemoteBlobs
+from luminary.store._rest_compute import RestCompute
 from luminary.tracking import MetricPoint
 from luminary.tracking.models import (
     ArtifactEntry,
@@ -149,6 +165,7 @@ class RestStore(Store):
         )
         self._retries = retries
         self.blobs = RemoteBlobs(self, cache_dir=cache_dir)
+        self.compute = RestCompute(self, token)
 
     def __repr__(self) -> str:
         return f"RestStore({self.url!r})"
@@ -480,6 +497,94 @@ class RestStore(Store):
     def runs_using(self, ref: str | ModelRef) -> list[str]:
         found = self._get(f"/dataset-versions/{_ref(ref, 'dataset')}/runs")
         return [str(r) for r in found["run_ids"]]
+
+    # -- compute ---------------------------------------------------------------------------
+    def put_pool(self, pool: Pool) -> Pool:
+        return self.compute.put_pool(pool)
+
+    def get_pool(self, name: str) -> Pool:
+        return self.compute.get_pool(name)
+
+    def list_pools(self) -> list[Pool]:
+        return self.compute.list_pools()
+
+    def remove_pool(self, name: str) -> None:
+        return self.compute.remove_pool(name)
+
+    def set_quota(self, quota: Quota) -> Quota:
+        return self.compute.set_quota(quota)
+
+    def list_quotas(self) -> list[Quota]:
+        return self.compute.list_quotas()
+
+    def remove_quota(self, project: str) -> None:
+        return self.compute.remove_quota(project)
+
+    def submit_job(self, spec: JobSpec, *, user: str | None = None) -> Job:
+        return self.compute.submit_job(spec, user=user)
+
+    def get_job(self, job_id: str) -> Job:
+        return self.compute.get_job(job_id)
+
+    def list_jobs(
+        self,
+        project: str | None = None,
+        states: Collection[JobState] | None = None,
+        *,
+        pool: str | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        return self.compute.list_jobs(project, states, pool=pool, limit=limit)
+
+    def cancel_job(self, job_id: str, reason: str = "cancelled") -> Job:
+        return self.compute.cancel_job(job_id, reason)
+
+    def explain_job(self, job_id: str) -> list[str]:
+        return self.compute.explain_job(job_id)
+
+    def compute_shares(self) -> list[ProjectShare]:
+        return self.compute.compute_shares()
+
+    def compute_history(self, since_ms: int) -> list[UsageSample]:
+        return self.compute.compute_history(since_ms)
+
+    def runner_environment(self) -> dict[str, str]:
+        return self.compute.runner_environment()
+
+    def queue_version(self) -> int:
+        return self.compute.queue_version()
+
+    def claim_jobs(self, pool: str, agent: Agent, *, limit: int = 64) -> list[Job]:
+        return self.compute.claim_jobs(pool, agent, limit=limit)
+
+    def list_agents(self) -> list[Agent]:
+        return self.compute.list_agents()
+
+    def job_launched(self, job_id: str, attempt: int, executor_ref: str) -> None:
+        return self.compute.job_launched(job_id, attempt, executor_ref)
+
+    def job_lost(self, job_id: str, attempt: int, reason: str) -> Job:
+        return self.compute.job_lost(job_id, attempt, reason)
+
+    def schedule(self, now_ms: int | None = None) -> int:
+        return self.compute.schedule(now_ms)
+
+    def task_started(self, job_id: str, attempt: int, rank: int, node: str) -> Job:
+        return self.compute.task_started(job_id, attempt, rank, node)
+
+    def task_heartbeat(self, job_id: str, attempt: int, rank: int) -> Signals:
+        return self.compute.task_heartbeat(job_id, attempt, rank)
+
+    def append_job_logs(self, job_id: str, chunks: Sequence[LogChunk]) -> None:
+        return self.compute.append_job_logs(job_id, chunks)
+
+    def read_job_logs(
+        self, job_id: str, after: Mapping[str, int] | None = None, *, limit: int = 1000
+    ) -> list[LogChunk]:
+        return self.compute.read_job_logs(job_id, after, limit=limit)
+
+    def task_finished(self, job_id: str, attempt: int, rank: int, report: TaskReport) -> Job:
+        return self.compute.task_finished(job_id, attempt, rank, report)
 
 
 def _json_or_text(resp: httpx.Response) -> Any:

@@ -9,6 +9,8 @@ bytes' meaning.
   ``nan`` a float.
 - Floats that JSON cannot hold travel as the strings ``"NaN"``, ``"Infinity"``,
   ``"-Infinity"``; in a metric batch or history NaN travels as ``null``.
+- Compute's log chunks carry their bytes as base64 text (chunks are at most 64 KiB, so the
+  third more on the wire buys one JSON shape for every call).
 - Each value class has one :class:`Codec`, declared from its dataclass fields with a
   :class:`Conv` only where a field differs from its type's default (``RUN``, ``VERSION``, …);
   ``enc_*`` and ``dec_*`` are its two directions.
@@ -16,6 +18,8 @@ bytes' meaning.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -27,6 +31,19 @@ from types import UnionType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from luminary._bounds import INT64_MAX, INT64_MIN
+from luminary.compute import ProjectShare, UsageSample
+from luminary.compute.models import (
+    Agent,
+    Job,
+    JobSpec,
+    LogChunk,
+    NodePlacement,
+    Pool,
+    Quota,
+    Resources,
+    Signals,
+    TaskReport,
+)
 from luminary.datasets.models import Dataset, DatasetVersion
 from luminary.errors import InvalidArgumentError
 from luminary.registry.models import AliasMove, Event, Model, ModelVersion
@@ -268,6 +285,49 @@ EVENT = Codec(Event)
 DATASET = Codec(Dataset)
 DATASET_VERSION = Codec(DatasetVersion, derived=("ref",))
 
+
+# -- compute -------------------------------------------------------------------------------
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: Any) -> bytes:
+    """Bytes from base64 text; anything else is a clear 400."""
+    try:
+        if not isinstance(text, str):
+            raise TypeError  # noqa: TRY301 - one message for every bad shape
+        return base64.b64decode(text, validate=True)
+    except (TypeError, binascii.Error):
+        msg = f"log data {str(text)[:40]!r} is not valid; send the chunk's bytes as base64 text"
+        raise InvalidArgumentError(msg) from None
+
+
+RESOURCES = Codec(Resources)
+JOB_SPEC = Codec(JobSpec, resources=Conv(RESOURCES.encode, RESOURCES.decode))
+NODE_PLACEMENT = Codec(
+    NodePlacement,
+    devices=Conv(
+        lambda devices: [[i, f] for i, f in devices],
+        lambda devices: tuple((int(i), float(f)) for i, f in devices),
+    ),
+)
+JOB = Codec(
+    Job,
+    spec=Conv(JOB_SPEC.encode, JOB_SPEC.decode),
+    placement=Conv(
+        lambda nodes: [NODE_PLACEMENT.encode(n) for n in nodes],
+        lambda nodes: tuple(NODE_PLACEMENT.decode(n) for n in nodes),
+    ),
+)
+POOL = Codec(Pool)
+QUOTA = Codec(Quota)
+LOG_CHUNK = Codec(LogChunk, as_list=True, data=Conv(_b64, _unb64))
+AGENT = Codec(Agent)
+SIGNALS = Codec(Signals)
+TASK_REPORT = Codec(TaskReport)
+PROJECT_SHARE = Codec(ProjectShare)
+USAGE_SAMPLE = Codec(UsageSample)
+
 enc_project, dec_project = PROJECT.encode, PROJECT.decode
 enc_run, dec_run = RUN.encode, RUN.decode
 enc_history, dec_history = HISTORY.encode, HISTORY.decode
@@ -278,3 +338,13 @@ enc_move, dec_move = MOVE.encode, MOVE.decode
 enc_event, dec_event = EVENT.encode, EVENT.decode
 enc_dataset, dec_dataset = DATASET.encode, DATASET.decode
 enc_dataset_version, dec_dataset_version = DATASET_VERSION.encode, DATASET_VERSION.decode
+enc_job_spec, dec_job_spec = JOB_SPEC.encode, JOB_SPEC.decode
+enc_job, dec_job = JOB.encode, JOB.decode
+enc_pool, dec_pool = POOL.encode, POOL.decode
+enc_quota, dec_quota = QUOTA.encode, QUOTA.decode
+enc_log_chunk, dec_log_chunk = LOG_CHUNK.encode, LOG_CHUNK.decode
+enc_agent, dec_agent = AGENT.encode, AGENT.decode
+enc_signals, dec_signals = SIGNALS.encode, SIGNALS.decode
+enc_task_report, dec_task_report = TASK_REPORT.encode, TASK_REPORT.decode
+enc_share, dec_share = PROJECT_SHARE.encode, PROJECT_SHARE.decode
+enc_usage, dec_usage = USAGE_SAMPLE.encode, USAGE_SAMPLE.decode
