@@ -239,7 +239,7 @@ class SqlCompute(ComputeStore):
         return [job_from_row(r._mapping) for r in rows]
 
     def cancel_job(self, job_id: str, reason: str = "cancelled") -> Job:
-        reason = str(reason)[:1000] or "cancelled"
+        reason = _text(reason, 1000) or "cancelled"
         with self._tx() as conn:
             row = _find_job(conn, job_id)
             state = JobState(row["state"])
@@ -325,14 +325,14 @@ class SqlCompute(ComputeStore):
                 t.jobs.update()
                 .where(t.jobs.c.id == job_id, t.jobs.c.attempt == attempt)
                 .where(t.jobs.c.state.in_([JobState.STARTING.value, JobState.RUNNING.value]))
-                .values(executor_ref=str(executor_ref)[:200], heartbeat_ms=now_ms())
+                .values(executor_ref=_text(executor_ref, 200), heartbeat_ms=now_ms())
             )
 
     def job_lost(self, job_id: str, attempt: int, reason: str) -> Job:
         with self._tx() as conn:
             row = _find_job(conn, job_id)
             if row["attempt"] == attempt and JobState(row["state"]).active:
-                _pass.lose(conn, row, str(reason)[:1000], now_ms())
+                _pass.lose(conn, row, _text(reason, 1000), now_ms())
                 _pass.bump(conn)
         return self._settle_run(self.get_job(job_id))
 
@@ -355,7 +355,7 @@ class SqlCompute(ComputeStore):
                 )
                 msg = f"job {row['id']} attempt {attempt} must not start: {why}"
                 raise InvalidStateError(msg)
-            _pass.start_task(conn, row, rank, str(node)[:256], now)
+            _pass.start_task(conn, row, rank, _text(node, 256), now)
         job = self.get_job(job_id)
         self._runs.set_run_status(job.run_id, RunStatus.RUNNING)
         return job
@@ -387,7 +387,9 @@ class SqlCompute(ComputeStore):
         if not rows:
             return
         with self._tx() as conn:
-            _find_job(conn, job_id)
+            found = _find_job(conn, job_id)["id"]
+            for row in rows:
+                row["job_id"] = found
             _pass.insert_ignore(conn, t.job_logs, rows)
 
     def read_job_logs(
@@ -425,6 +427,7 @@ class SqlCompute(ComputeStore):
     def task_finished(self, job_id: str, attempt: int, rank: int, report: TaskReport) -> Job:
         with self._tx() as conn:
             row = _find_job(conn, job_id)
+            report = TaskReport(report.exit_code, _text(report.reason, 1000), report.cpu_s)
             _pass.finish_task(conn, row, attempt, rank, report, now_ms())
             _pass.bump(conn)
         return self._settle_run(self.get_job(job_id))
@@ -443,6 +446,12 @@ class SqlCompute(ComputeStore):
             if job.state.done:
                 self._runs.set_tags(job.run_id, _end_tags(job))
         return job
+
+
+def _text(value: object, limit: int) -> str:
+    """Free text for a column: at most ``limit`` characters, without NUL (which PostgreSQL
+    refuses in text)."""
+    return str(value).replace("\x00", "")[:limit]
 
 
 def _check_type(value: object, cls: type, name: str) -> None:

@@ -67,11 +67,17 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+#: The runner's own credentials, which the command never inherits: in team mode the agent's
+#: token is an operator's. A job that talks to the server itself gets a token through its
+#: spec's ``env``.
+_PRIVATE = frozenset({"LUMINARY_TOKEN"})
+
+
 def job_environment(job: Job, rank: int, base: Mapping[str, str]) -> dict[str, str]:
     """The command's environment: ``base`` (with the executor's variables), the spec's
     ``env``, the job's identity and, for torchrun and DDP, the rank variables."""
     spec = job.spec
-    env = dict(base)
+    env = {k: v for k, v in base.items() if k not in _PRIVATE}
     env.update(spec.env)
     env.update(
         LUMINARY_JOB_ID=job.id,
