@@ -291,11 +291,10 @@ def cancel(
     reason: Annotated[str, typer.Option(help="Recorded with the job.")] = "cancelled by the user",
 ) -> None:
     """Cancel queued jobs; stop running ones (SIGTERM, then SIGKILL after their grace)."""
-    import luminary as lm
+    from luminary.compute.jobs import get as get_job
 
-    store = lm.get_store()
     for job_id in jobs:
-        job = store.cancel_job(job_id, reason)
+        job = get_job(job_id).cancel(reason)
         note = "stopping" if job.state.active else job.state.value
         out.print(f"job {job.id}: {_state(note)}")
 

@@ -18,12 +18,14 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from luminary._clock import now_ms
 from luminary._ids import new_id
 from luminary.compute._executor import Executor
 from luminary.compute._settings import job_heartbeat_s
+from luminary.compute._wake import Waker
 from luminary.compute.models import Agent, Job, JobState, Pool
 from luminary.errors import LuminaryError
 
@@ -47,7 +49,13 @@ def runner_env(store: Store) -> dict[str, str]:
     return dict(store.runner_environment())
 
 
-def make_executor(pool: Pool, store: Store, *, heartbeat_s: float | None = None) -> Executor:
+def make_executor(
+    pool: Pool,
+    store: Store,
+    *,
+    heartbeat_s: float | None = None,
+    on_end: Callable[[], None] | None = None,
+) -> Executor:
     """The executor for ``pool``'s kind (Ray and Slurm need their extra or binaries)."""
     if pool.executor == "local":
         from luminary.compute._local import LocalExecutor
@@ -72,7 +80,7 @@ class AgentLoop:
         *,
         executor: Executor | None = None,
         heartbeat_s: float | None = None,
-        poll_s: float = 0.02,
+        poll_s: float = 0.25,
         idle_exit_s: float | None = None,
     ) -> None:
         self.store = store
@@ -91,16 +99,29 @@ class AgentLoop:
         self._executor = executor
         self._launched: dict[str, tuple[str, int]] = {}  # ref -> (job id, attempt)
         self._stop = threading.Event()
+        self._waker: Waker | None = None
+        key = store.runner_environment().get("LUMINARY_DB")
+        if key and sys.platform != "win32":
+            self._waker = Waker(key, pool)
 
     @property
     def executor(self) -> Executor:
         if self._executor is None:
             pool = self.store.get_pool(self.pool_name)
-            self._executor = make_executor(pool, self.store, heartbeat_s=self.heartbeat_s)
+            self._executor = make_executor(
+                pool, self.store, heartbeat_s=self.heartbeat_s, on_end=self.wake
+            )
         return self._executor
 
     def stop(self) -> None:
         self._stop.set()
+        if self._waker is not None:
+            self._waker.poke()
+
+    def wake(self) -> None:
+        """Look at the queue now (a local job ended, say)."""
+        if self._waker is not None:
+            self._waker.poke()
 
     def run(self) -> None:
         executor = self.executor
@@ -134,9 +155,14 @@ class AgentLoop:
                         )
                         return
                     idle_since = now
-                self._stop.wait(self.poll_s)
+                if self._waker is not None:
+                    self._waker.wait(self.poll_s)
+                else:
+                    self._stop.wait(self.poll_s)
         finally:
             executor.close()
+            if self._waker is not None:
+                self._waker.close()
 
     def _pending(self) -> bool:
         jobs = self.store.list_jobs(states=[JobState.QUEUED, JobState.STARTING], limit=1)

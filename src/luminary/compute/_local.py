@@ -20,7 +20,7 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,10 +48,18 @@ class LocalExecutor(Executor):
 
     kind = "local"
 
-    def __init__(self, pool: Pool, store: Store, *, heartbeat_s: float | None = None) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        store: Store,
+        *,
+        heartbeat_s: float | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(pool)
         self.store = store
         self.heartbeat_s = heartbeat_s
+        self.on_end = on_end
         self._runs: dict[str, list[tuple[threading.Thread, Supervisor]]] = {}
         self._lock = threading.Lock()
 
@@ -96,10 +104,13 @@ class LocalExecutor(Executor):
             self._runs[ref] = started
         return ref
 
-    @staticmethod
-    def _run(supervisor: Supervisor) -> None:
-        with contextlib.suppress(InvalidStateError):  # stale or cancelled before it started
-            supervisor.run()
+    def _run(self, supervisor: Supervisor) -> None:
+        try:
+            with contextlib.suppress(InvalidStateError):  # stale or cancelled before it started
+                supervisor.run()
+        finally:
+            if self.on_end is not None:
+                self.on_end()
 
     def poll(self, refs: Sequence[str]) -> dict[str, str | None]:
         out: dict[str, str | None] = {}

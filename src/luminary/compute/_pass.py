@@ -30,7 +30,6 @@ __all__ = [
     "beat_agent",
     "beat_task",
     "bump",
-    "due",
     "end_job",
     "explain",
     "finish_task",
@@ -101,14 +100,6 @@ def version(conn: sa.Connection) -> int:
     return int(_state(conn)["version"])
 
 
-def due(conn: sa.Connection, now: int, every_ms: int) -> bool:
-    """A pass is due when the queue changed since the last one, or ``every_ms`` passed."""
-    state = _state(conn)
-    return bool(
-        state["version"] != state["scheduled_version"] or now - state["scheduled_ms"] >= every_ms
-    )
-
-
 # -- agents ------------------------------------------------------------------------------------
 def beat_agent(conn: sa.Connection, agent: Agent, pool: str, now: int) -> None:
     a = t.compute_agents
@@ -148,14 +139,18 @@ def read_quotas(conn: sa.Connection) -> list[Quota]:
 
 
 def _usage(conn: sa.Connection) -> tuple[dict[str, float], int]:
+    """Decayed usage per project and when it was written (all rows are written together)."""
     u, p = t.compute_usage.c, t.projects.c
-    rows = conn.execute(sa.select(p.name, u.gpu_hours).join(t.projects, p.id == u.project_id))
-    return {r.name: float(r.gpu_hours) for r in rows}, int(_state(conn)["scheduled_ms"])
+    rows = conn.execute(
+        sa.select(p.name, u.gpu_hours, u.as_of_ms).join(t.projects, p.id == u.project_id)
+    ).all()
+    return {r.name: float(r.gpu_hours) for r in rows}, max((r.as_of_ms for r in rows), default=0)
 
 
 def _scheduler(
     conn: sa.Connection, now: int, half_life_s: float | None, pools: Sequence[Pool]
-) -> tuple[Scheduler, list[Job], list[Job]]:
+) -> tuple[Scheduler, int]:
+    """The pure scheduler for ``pools`` with the queue's rows; and when the usage was written."""
     sched = Scheduler(pools, read_quotas(conn), half_life_s=half_life_s or DEFAULT_HALF_LIFE_S)
     usage, as_of = _usage(conn)
     sched.set_usage(usage, as_of or now)
@@ -163,17 +158,16 @@ def _scheduler(
         select_jobs().where(t.jobs.c.state.in_([*_ACTIVE, JobState.QUEUED.value]))
     ).all()
     jobs = [job_from_row(r._mapping) for r in rows]
-    active = [j for j in jobs if j.state.active]
+    names = {p.name for p in pools}
+    for job in jobs:
+        if job.state.active and job.pool in names:
+            sched.add_active(job)
     queued = sorted(
         (j for j in jobs if j.state is JobState.QUEUED), key=lambda j: (j.submitted_ms, j.id)
     )
-    names = {p.name for p in pools}
-    for job in active:
-        if job.pool in names:
-            sched.add_active(job)
     for job in queued:
         sched.enqueue(job)
-    return sched, active, queued
+    return sched, as_of or now
 
 
 def never_runs(spec: JobSpec, pools: Sequence[Pool]) -> str | None:
@@ -199,16 +193,31 @@ def _lock(conn: sa.Connection) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
 
 
-def run(conn: sa.Connection, now: int, stale_ms: int, half_life_s: float | None) -> int:
-    """One scheduling pass; returns the number of jobs placed."""
-    _lock(conn)
+#: Decayed usage is written back at most this often; what a job that ends in between used
+#: since the last write is not charged (at most this long of its run).
+USAGE_EVERY_MS = 5_000
+
+
+def run(
+    conn: sa.Connection,
+    now: int,
+    stale_ms: int,
+    half_life_s: float | None,
+    *,
+    every_ms: int | None = None,
+) -> int:
+    """One scheduling pass; returns the number of jobs placed. With ``every_ms``, only if one
+    is due: the queue changed since the last pass, or ``every_ms`` went by."""
     state = _state(conn)
-    _reap(conn, now, stale_ms)
-    a = t.compute_agents.c
-    conn.execute(t.compute_agents.delete().where(a.heartbeat_ms < now - 86_400_000))
+    if every_ms is not None and not (
+        state["version"] != state["scheduled_version"] or now - state["scheduled_ms"] >= every_ms
+    ):
+        return 0
+    _lock(conn)
+    reaped = _reap(conn, now, stale_ms)
     served = _served_pools(conn, now)
     pools = [p for p in read_pools(conn) if p.enabled and p.name in served]
-    sched, _active, _queued = _scheduler(conn, now, half_life_s, pools)
+    sched, usage_as_of = _scheduler(conn, now, half_life_s, pools)
     decision = sched.step(now)
     j = t.jobs.c
     for start in decision.starts:
@@ -236,13 +245,21 @@ def run(conn: sa.Connection, now: int, stale_ms: int, half_life_s: float | None)
             .where(j.id == pre.job_id, j.state.in_(_ACTIVE))
             .values(preempt_requested=True, reason=pre.reason)
         )
-    _save_usage(conn, sched.usage(now), now)
+    if now - usage_as_of >= USAGE_EVERY_MS:
+        _save_usage(conn, sched.usage(now), now)
     if now - int(state["sampled_ms"]) >= SAMPLE_EVERY_MS:
         _sample(conn, sched, now)
+        a = t.compute_agents.c
+        conn.execute(t.compute_agents.delete().where(a.heartbeat_ms < now - 86_400_000))
+    changed = reaped or decision.starts or decision.preemptions
     conn.execute(
         t.compute_state.update()
         .where(t.compute_state.c.id == 1)
-        .values(scheduled_ms=now, scheduled_version=state["version"])
+        .values(
+            scheduled_ms=now,
+            scheduled_version=state["version"] + (1 if changed else 0),
+            version=state["version"] + (1 if changed else 0),
+        )
     )
     return len(decision.starts)
 
@@ -298,7 +315,7 @@ def _sample(conn: sa.Connection, sched: Scheduler, now: int) -> None:
     )
 
 
-def _reap(conn: sa.Connection, now: int, stale_ms: int) -> None:
+def _reap(conn: sa.Connection, now: int, stale_ms: int) -> bool:
     """Lose the attempts whose agent or runners stopped beating."""
     cutoff = now - stale_ms
     j, k = t.jobs.c, t.job_tasks.c
@@ -328,8 +345,7 @@ def _reap(conn: sa.Connection, now: int, stale_ms: int) -> None:
                 f"(last heartbeat {(now - beat) / 1000:.1f} s ago)",
                 now,
             )
-    if stale_starting or stale_tasks:
-        bump(conn)
+    return bool(stale_starting or stale_tasks)
 
 
 # -- state changes -----------------------------------------------------------------------------
@@ -552,7 +568,7 @@ def explain(
             + "; start one with: luminary pools serve "
             + unserved[0]
         )
-    sched, _active, _queued = _scheduler(
+    sched, _as_of = _scheduler(
         conn, now, half_life_s, [p for p in candidates if p.name in served] or candidates
     )
     lines.extend(sched.explain(job.id, now))
@@ -565,5 +581,5 @@ def shares(
     conn: sa.Connection, now: int, stale_ms: int, half_life_s: float | None
 ) -> list[ProjectShare]:
     pools = [p for p in read_pools(conn) if p.enabled]
-    sched, _active, _queued = _scheduler(conn, now, half_life_s, pools)
+    sched, _as_of = _scheduler(conn, now, half_life_s, pools)
     return sched.shares(now)

@@ -53,11 +53,26 @@ def placement_from_json(text: str) -> Placement:
     )
 
 
+#: Specs by job id: a job's spec never changes, and checking it again on every pass of the
+#: scheduler would cost more than the pass.
+_SPECS: dict[str, JobSpec] = {}
+_SPECS_KEPT = 100_000
+
+
+def spec_of(job_id: str, text: str) -> JobSpec:
+    spec = _SPECS.get(job_id)
+    if spec is None:
+        if len(_SPECS) >= _SPECS_KEPT:
+            _SPECS.clear()
+        spec = _SPECS[job_id] = JobSpec.from_dict(json.loads(text))
+    return spec
+
+
 def job_from_row(row: Mapping[Any, Any]) -> Job:
     return Job(
         id=row["id"],
         run_id=row["run_id"],
-        spec=JobSpec.from_dict(json.loads(row["spec"])),
+        spec=spec_of(row["id"], row["spec"]),
         state=JobState(row["state"]),
         user=row["user_name"],
         submitted_ms=row["submitted_ms"],

@@ -166,39 +166,42 @@ class SqlCompute(ComputeStore):
         if why is not None:
             raise InvalidArgumentError(why)
         versions = [self._datasets.get_dataset_version(ref) for ref in spec.inputs]
-        run = self._runs.create_run(
-            spec.project,
-            name=spec.name or spec.label()[:256],
-            params=spec.params,
-            tags={**spec.tags, **_job_tags(spec)},
-        )
-        self._runs.set_run_status(run.id, RunStatus.QUEUED)
-        if versions:
-            self._datasets.add_run_inputs(run.id, [v.id for v in versions])
+        project = self._runs.ensure_project(spec.project)
         job_id = new_id()
         submitted = now_ms()
         with self._tx() as conn:
-            conn.execute(
-                t.jobs.insert(),
-                {
-                    "id": job_id,
-                    "run_id": run.id,
-                    "project_id": self._runs.ensure_project(spec.project).id,
-                    "user_name": user,
-                    "spec": json.dumps(spec.to_dict(), sort_keys=True),
-                    "state": JobState.QUEUED.value,
-                    "attempt": 0,
-                    "pool": None,
-                    "placement": "[]",
-                    "agent": None,
-                    "executor_ref": None,
-                    "submitted_ms": submitted,
-                    "reason": "waiting for the scheduler",
-                    "cancel_requested": False,
-                    "preempt_requested": False,
-                    "failures": 0,
-                },
+            run = self._runs.insert_run(
+                conn,
+                project,
+                name=spec.name or spec.label()[:256],
+                params=spec.params,
+                tags={**spec.tags, **_job_tags(spec), "luminary.job": job_id},
+                start_ms=submitted,
+                status=RunStatus.QUEUED,
             )
+            row = {
+                "id": job_id,
+                "run_id": run.id,
+                "project_id": project.id,
+                "user_name": None if user is None else _text(user, 200),
+                "spec": json.dumps(spec.to_dict(), sort_keys=True),
+                "state": JobState.QUEUED.value,
+                "attempt": 0,
+                "pool": None,
+                "placement": "[]",
+                "agent": None,
+                "executor_ref": None,
+                "submitted_ms": submitted,
+                "started_ms": None,
+                "ended_ms": None,
+                "heartbeat_ms": None,
+                "exit_code": None,
+                "reason": "waiting for the scheduler",
+                "cancel_requested": False,
+                "preempt_requested": False,
+                "failures": 0,
+            }
+            conn.execute(t.jobs.insert(), row)
             insert_event(
                 conn,
                 "job.submitted",
@@ -207,8 +210,9 @@ class SqlCompute(ComputeStore):
                 user or "luminary",
             )
             _pass.bump(conn)
-        self._runs.set_tags(run.id, {"luminary.job": job_id})
-        return self.get_job(job_id)
+        if versions:
+            self._datasets.add_run_inputs(run.id, [v.id for v in versions])
+        return job_from_row({**row, "project": spec.project})
 
     def get_job(self, job_id: str) -> Job:
         with read_tx(self.engine) as conn:
@@ -293,8 +297,7 @@ class SqlCompute(ComputeStore):
         now = now_ms()
         with self._tx() as conn:
             _pass.beat_agent(conn, agent, pool, now)
-            if _pass.due(conn, now, self.schedule_every_ms):
-                _pass.run(conn, now, self.stale_ms, self.half_life_s)
+            _pass.run(conn, now, self.stale_ms, self.half_life_s, every_ms=self.schedule_every_ms)
             j = t.jobs.c
             conn.execute(
                 t.jobs.update()
@@ -356,9 +359,8 @@ class SqlCompute(ComputeStore):
                 msg = f"job {row['id']} attempt {attempt} must not start: {why}"
                 raise InvalidStateError(msg)
             _pass.start_task(conn, row, rank, _text(node, 256), now)
-        job = self.get_job(job_id)
-        self._runs.set_run_status(job.run_id, RunStatus.RUNNING)
-        return job
+            self._runs.write_run_status(conn, row["run_id"], RunStatus.RUNNING)
+            return job_from_row(_find_job(conn, row["id"]))
 
     def task_heartbeat(self, job_id: str, attempt: int, rank: int) -> Signals:
         with self._tx() as conn:

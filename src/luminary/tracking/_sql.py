@@ -124,6 +124,31 @@ class SqlTracking(TrackingStore):
         start_ms: int | None = None,
     ) -> Run:
         proj = self.ensure_project(project)
+        with write_tx(self.engine) as conn:
+            return self.insert_run(
+                conn,
+                proj,
+                name=name,
+                parent_id=parent_id,
+                params=params,
+                tags=tags,
+                start_ms=start_ms,
+            )
+
+    def insert_run(
+        self,
+        conn: sa.Connection,
+        proj: Project,
+        *,
+        name: str | None = None,
+        parent_id: str | None = None,
+        params: Mapping[str, ParamValue] | None = None,
+        tags: Mapping[str, str] | None = None,
+        start_ms: int | None = None,
+        status: RunStatus = RunStatus.RUNNING,
+    ) -> Run:
+        """Create a run inside the caller's write transaction (a job's run is written with its
+        job, in one commit); ``status`` may be ``queued``."""
         start = now_ms() if start_ms is None else check_int("start_ms", start_ms, low=0)
         run_id = new_id(start)
         run_name = name if name is not None else _default_name(run_id)
@@ -132,34 +157,33 @@ class SqlTracking(TrackingStore):
             raise InvalidArgumentError(msg)
         encoded = {k: encode_param(k, v) for k, v in (params or {}).items()}
         tag_rows = check_tags(tags or {})
-        with write_tx(self.engine) as conn:
-            if parent_id is not None:
-                parent_id = self.resolve_run_id(conn, parent_id)
+        if parent_id is not None:
+            parent_id = self.resolve_run_id(conn, parent_id)
+        conn.execute(
+            t.runs.insert(),
+            {
+                "id": run_id,
+                "project_id": proj.id,
+                "name": run_name,
+                "status": status.value,
+                "parent_id": parent_id,
+                "start_ms": start,
+                "end_ms": None,
+                "heartbeat_ms": start,
+            },
+        )
+        if encoded:
+            conn.execute(t.params.insert(), _param_rows(run_id, encoded))
+        if tag_rows:
             conn.execute(
-                t.runs.insert(),
-                {
-                    "id": run_id,
-                    "project_id": proj.id,
-                    "name": run_name,
-                    "status": RunStatus.RUNNING.value,
-                    "parent_id": parent_id,
-                    "start_ms": start,
-                    "end_ms": None,
-                    "heartbeat_ms": start,
-                },
+                t.tags.insert(),
+                [{"run_id": run_id, "key": k, "value": v} for k, v in tag_rows.items()],
             )
-            if encoded:
-                conn.execute(t.params.insert(), _param_rows(run_id, encoded))
-            if tag_rows:
-                conn.execute(
-                    t.tags.insert(),
-                    [{"run_id": run_id, "key": k, "value": v} for k, v in tag_rows.items()],
-                )
         return Run(
             id=run_id,
             project=proj.name,
             name=run_name,
-            status=RunStatus.RUNNING,
+            status=status,
             parent_id=parent_id,
             start_time=from_ms(start),  # type: ignore[arg-type]
             end_time=None,
@@ -199,6 +223,13 @@ class SqlTracking(TrackingStore):
             return int(conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one())
 
     def set_run_status(self, run_id: str, status: RunStatus, end_ms: int | None = None) -> None:
+        with write_tx(self.engine) as conn:
+            self.write_run_status(conn, run_id, status, end_ms)
+
+    def write_run_status(
+        self, conn: sa.Connection, run_id: str, status: RunStatus, end_ms: int | None = None
+    ) -> None:
+        """:meth:`set_run_status` inside the caller's write transaction."""
         status = RunStatus(status)
         values: dict[str, Any] = {"status": status.value}
         if status.is_terminal:
@@ -206,11 +237,10 @@ class SqlTracking(TrackingStore):
         else:
             values["end_ms"] = None
             values["heartbeat_ms"] = now_ms()
-        with write_tx(self.engine) as conn:
-            done = conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
-            if done.rowcount == 0:  # a prefix, or an unknown id (which raises here)
-                run_id = self.resolve_run_id(conn, run_id)
-                conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
+        done = conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
+        if done.rowcount == 0:  # a prefix, or an unknown id (which raises here)
+            run_id = self.resolve_run_id(conn, run_id)
+            conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
 
     def heartbeat(self, run_id: str, now_ms: int) -> None:
         check_int("now_ms", now_ms, low=0)
