@@ -174,6 +174,7 @@ class SqlCompute(ComputeStore):
                 conn,
                 project,
                 name=spec.name or spec.label()[:256],
+                parent_id=spec.parent_run,
                 params=spec.params,
                 tags={**spec.tags, **_job_tags(spec), "luminary.job": job_id},
                 start_ms=submitted,

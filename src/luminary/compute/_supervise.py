@@ -43,6 +43,7 @@ from luminary.compute.models import Job, LogChunk, Signals, TaskReport
 from luminary.errors import InvalidStateError, LuminaryError
 
 if TYPE_CHECKING:
+    from luminary.energy import EnergyReport, Sampler
     from luminary.store import Store
 
 __all__ = ["Supervisor", "job_environment"]
@@ -235,7 +236,10 @@ class Supervisor:
             _Pump("stderr", process.stderr, workdir / "stderr.txt", job.attempt, self.rank),
         ]
         sampler = self._start_energy(process.pid)
-        reason, cpu_s = self._watch(process, pumps, start)
+        reason = self._watch(process, pumps, start)
+        # the command has exited but is not reaped yet: its CPU time is still readable
+        energy = _stop(sampler, job.id)
+        cpu_s = _reap(process)
         for pump in pumps:
             pump.thread.join(timeout=10)
         self._send_logs(pumps)
@@ -243,24 +247,21 @@ class Supervisor:
         if not reason:
             reason = f"exited with {code}" if code >= 0 else f"killed by {_signal_name(-code)}"
         elapsed = time.monotonic() - start
-        self._record(sampler, elapsed, cpu_s)
+        self._record(energy, elapsed, cpu_s)
         return self._finish(
             TaskReport(exit_code=code, reason=reason, cpu_s=cpu_s), pumps, workdir, elapsed
         )
 
     # -- the watch loop --------------------------------------------------------------------
-    def _watch(
-        self, process: subprocess.Popen[bytes], pumps: list[_Pump], start: float
-    ) -> tuple[str, float | None]:
+    def _watch(self, process: subprocess.Popen[bytes], pumps: list[_Pump], start: float) -> str:
         spec = self.job.spec
         reason = ""
         next_beat = time.monotonic() + self.heartbeat_s
         next_flush = time.monotonic() + _FLUSH_S
         kill_at: float | None = None
         while True:
-            status = _reap(process)
-            if status is not None:
-                return reason, status
+            if _exited(process):
+                return reason
             now = time.monotonic()
             if now >= next_flush:
                 self._send_logs(pumps)
@@ -307,7 +308,7 @@ class Supervisor:
             )
 
     # -- the end ---------------------------------------------------------------------------
-    def _start_energy(self, pid: int) -> object | None:
+    def _start_energy(self, pid: int) -> Sampler | None:
         if not self.energy:
             return None
         from luminary.energy import Sampler
@@ -318,7 +319,7 @@ class Supervisor:
             log.warning("job %s: energy is not measured: %s", self.job.id, exc)
             return None
 
-    def _record(self, sampler: object | None, elapsed: float, cpu_s: float | None) -> None:
+    def _record(self, energy: EnergyReport | None, elapsed: float, cpu_s: float | None) -> None:
         job = self.job
         prefix = f"rank{self.rank}/" if job.spec.nodes > 1 else ""
         metrics = {
@@ -328,13 +329,9 @@ class Supervisor:
         if cpu_s is not None:
             metrics["resources/cpu_hours"] = cpu_s / 3600.0
         tags: dict[str, str] = {}
-        if sampler is not None:
-            try:
-                report = sampler.stop()  # type: ignore[attr-defined]
-                metrics.update(report.to_metrics())
-                tags = report.to_tags()
-            except LuminaryError as exc:
-                log.warning("job %s: energy not recorded: %s", job.id, exc)
+        if energy is not None:
+            metrics.update(energy.to_metrics())
+            tags = energy.to_tags()
         try:
             from luminary.tracking import write_metrics
 
@@ -379,15 +376,34 @@ class Supervisor:
         return report
 
 
-def _reap(process: subprocess.Popen[bytes]) -> float | None:
-    """CPU seconds of the finished command (its waited-for descendants included), or
-    ``None`` while it runs. Sets ``returncode``."""
+def _stop(sampler: Sampler | None, job_id: str) -> EnergyReport | None:
+    if sampler is None:
+        return None
     try:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        return sampler.stop()
+    except LuminaryError as exc:
+        log.warning("job %s: energy not recorded: %s", job_id, exc)
+        return None
+
+
+def _exited(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the command has exited, leaving it unreaped (a zombie keeps its CPU times)."""
+    try:
+        found = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     except ChildProcessError:
+        return True
+    return found is not None
+
+
+def _reap(process: subprocess.Popen[bytes]) -> float | None:
+    """Reap the exited command; its CPU seconds (waited-for descendants included). Sets
+    ``returncode``."""
+    try:
+        _pid, status, usage = os.wait4(process.pid, 0)
+    except ChildProcessError:  # reaped elsewhere: the exit code is all there is
         process.poll()
-        return 0.0 if process.returncode is not None else None
-    if pid == 0:
+        if process.returncode is None:
+            process.returncode = -signal.SIGKILL
         return None
     process.returncode = os.waitstatus_to_exitcode(status)
     return usage.ru_utime + usage.ru_stime

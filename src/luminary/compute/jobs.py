@@ -154,6 +154,7 @@ def submit(
     name: str | None = None,
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
+    parent_run: str | None = None,
     store: Store | None = None,
     **kwargs: Any,
 ) -> JobHandle:
@@ -195,6 +196,7 @@ def submit(
         workdir=workdir if workdir is not None else (os.getcwd() if command else None),
         params=dict(params or {}),
         tags=dict(tags or {}),
+        parent_run=parent_run,
     )
     return submit_spec(spec, store=store)
 

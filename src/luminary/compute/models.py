@@ -240,7 +240,8 @@ class JobSpec:
     failure. A ``preemptible`` job may be stopped to give borrowed quota back: it gets SIGTERM,
     runs its checkpoint hook, and is killed after ``grace_s``. ``inputs`` are dataset versions
     (``name@version``) recorded on the job's run for lineage. ``pool`` pins a pool; ``None``
-    lets the scheduler pick any that fits.
+    lets the scheduler pick any that fits. ``parent_run`` makes the job's run a child of that
+    run (a scan's or a study's).
     """
 
     project: str
@@ -260,6 +261,7 @@ class JobSpec:
     workdir: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    parent_run: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.project, "project")
@@ -306,6 +308,10 @@ class JobSpec:
         if not isinstance(self.params, Mapping):
             _bad("params", self.params, "give a mapping of names to values")
         object.__setattr__(self, "params", dict(self.params))
+        if self.parent_run is not None and (
+            not isinstance(self.parent_run, str) or not 0 < len(self.parent_run) <= 64
+        ):
+            _bad("parent_run", self.parent_run, "give a run id")
         if self.workdir is not None and not isinstance(self.workdir, str):
             _bad("workdir", self.workdir, "give a directory path")
 

@@ -7,7 +7,6 @@ where everything is stored.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from luminary.tracking.models import ParamValue
@@ -62,6 +60,7 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
     from luminary import datasets
     from luminary.demo._jets import CLASSES, FEATURES, make_jets, train_test_split
     from luminary.demo._rootio import read_jets_root, write_jets_root
+    from luminary.demo._scan import run_scan
 
     cfg = config or DemoConfig()
     con = console or Console()
@@ -99,7 +98,7 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
         seed=cfg.seed,
     )
 
-    # 3. A width scan: one parent run, one child run per width, all recording the data.
+    # 3. A width scan: one parent run; one job per width, each a child run recording the data.
     shared: dict[str, ParamValue] = {
         "model": "deepsets",
         "epochs": cfg.epochs,
@@ -122,10 +121,9 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
     ) as parent:
         parent.use_dataset(data.ref)
         con.print(f"[green]✓[/] scan run [bold]{parent.name}[/] ({parent.id}) in {cfg.project}")
-        for hidden in cfg.hidden:
-            run_id, result, model, n_points = _train_one(
-                cfg, hidden, shared, train_set, val_set, parent.id, data.ref, con
-            )
+        for run_id, hidden, result, model, n_points in run_scan(
+            cfg, shared, data.ref, parent.id, con
+        ):
             results.append((run_id, hidden, result, model))
             points += n_points
         best = max(results, key=lambda r: r[2].val_auc)
@@ -209,78 +207,6 @@ def _onnx_agreement(path: Path, model: Any, sample: JetSample) -> float | None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (probs, *_) = session.run(None, {"constituents": x, "mask": mask.astype(np.float32)})
     return float(np.abs(probs - model.predict_proba(x, mask)).max())
-
-
-def _train_one(
-    cfg: DemoConfig,
-    hidden: int,
-    shared: dict[str, ParamValue],
-    train_set: JetSample,
-    val_set: JetSample,
-    parent_id: str,
-    data_ref: str,
-    con: Console,
-) -> tuple[str, TrainResult, Any, int]:
-    import luminary as lm
-    from luminary.demo._deepsets import DeepSets, train
-    from luminary.demo._jets import CLASSES, FEATURES
-
-    model = DeepSets.init(len(FEATURES), len(CLASSES), hidden, seed=cfg.seed)
-    params = shared | {"hidden": hidden, "n_parameters": model.n_parameters}
-    steps_per_epoch = -(-len(train_set) // cfg.batch_size)
-    with lm.start_run(
-        project=cfg.project,
-        name=f"deepsets-h{hidden}",
-        params=params,
-        parent=parent_id,
-        tags={"task": "jet-tagging", "data": data_ref},
-    ) as run:
-        run.use_dataset(data_ref)
-        progress = Progress(
-            TextColumn(f"[bold]{run.name:<14}[/] epoch {{task.fields[epoch]}}/{cfg.epochs}"),
-            BarColumn(),
-            TextColumn("loss {task.fields[loss]:.3f}  val AUC {task.fields[auc]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=con,
-        )
-        with progress:
-            task = progress.add_task(
-                "train", total=cfg.epochs * steps_per_epoch, epoch=1, loss=float("nan"), auc="-"
-            )
-
-            def on_step(step: int, m: dict[str, float]) -> None:
-                run.log({"train/loss": m["loss"], "train/accuracy": m["accuracy"]}, step=step)
-                progress.update(task, advance=1, loss=m["loss"])
-
-            def on_epoch(epoch: int, m: dict[str, float]) -> None:
-                run.log(m, step=epoch)
-                progress.update(task, epoch=min(epoch + 2, cfg.epochs), auc=f"{m['val_auc']:.4f}")
-
-            result = train(
-                model,
-                train_set,
-                val_set,
-                epochs=cfg.epochs,
-                batch_size=cfg.batch_size,
-                lr=cfg.lr,
-                seed=cfg.seed,
-                on_step=on_step,
-                on_epoch=on_epoch,
-            )
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp) / "model"
-            folder.mkdir()
-            model.save(folder / "deepsets.npz")
-            (folder / "config.json").write_text(json.dumps(params, indent=2))
-            confusion = {
-                "classes": list(CLASSES),
-                "rows_true_cols_predicted": result.confusion.tolist(),
-            }
-            (folder / "confusion.json").write_text(json.dumps(confusion, indent=2))
-            run.log_artifact(folder, "model")
-        run.flush()
-    return run.id, result, model, run.points_written
 
 
 def _report(

@@ -166,6 +166,10 @@ def router(store: Store, guard: Guard) -> APIRouter:
         guard.check(caller, "project", spec.project, Role.WRITER)
         for ref in spec.inputs:
             guard.check(caller, "dataset", ref, Role.READER)
+        if spec.parent_run is not None:
+            guard.check(caller, "run", spec.parent_run, Role.READER)
+        if spec.function is not None:  # a pickled call: only one the caller uploaded or may read
+            guard.check_names_blobs(caller, "the job's Python call", (spec.function,))
         return ok(enc_job(store.submit_job(spec, user=caller.user)), 201)
 
     @r.get("/jobs")
