@@ -446,8 +446,8 @@ class SqlCompute(ComputeStore):
         }.get(job.state)
         if status is not None and self._runs.get_run(job.run_id).status is not status:
             self._runs.set_run_status(job.run_id, status, job.ended_ms)
-            if job.state.done:
-                self._runs.set_tags(job.run_id, _end_tags(job))
+        if job.state.done:
+            self._runs.set_tags(job.run_id, _end_tags(job))
         return job
 
 

@@ -33,7 +33,17 @@ def test_demo_trains_tracks_and_reports_where_things_are() -> None:
     assert len(lm.get_metric_history(run.id, "val_auc")) == 2
     assert len(lm.get_metric_history(run.id, "train/loss")) == 2 * 7  # 1600 / 256 -> 7 steps
     paths = [a.path for a in lm.list_artifacts(run.id)]
-    assert paths == ["model/config.json", "model/confusion.json", "model/deepsets.npz"]
+    # each width trained as a job: its model, its output and the call's result
+    assert paths == [
+        "logs/attempt-1/stdout.txt",
+        "model/config.json",
+        "model/confusion.json",
+        "model/deepsets.npz",
+        "result.pkl",
+    ]
+    assert run.tags["job.state"] == "succeeded"
+    assert run.metrics["resources/cpu_hours"] > 0
+    assert "the scan as jobs" in text
     # The last step serves the production model and drives it over gRPC with tritonclient.
     assert "serving deepsets-jet-tagger@production" in text
     assert result.serving is not None
