@@ -1,9 +1,10 @@
 """The optional components some tests need, and what their absence does to a test run.
 
-Five components come from outside the Python environment (or from an extra) and are missing
+Six components come from outside the Python environment (or from an extra) and are missing
 on many machines: ``postgres`` (the server ``LUMINARY_TEST_POSTGRES_URL`` names),
 ``s3`` (SeaweedFS's S3 gateway and s3fs), ``xrootd`` (Debian's xrootd-server and the XRootD
-bindings), ``chromium`` (Debian's Chromium and Playwright) and ``triton`` (tritonclient).
+bindings), ``chromium`` (Debian's Chromium and Playwright), ``triton`` (tritonclient) and
+``ray`` (Ray, whose ``ray start`` the tests run as a local cluster).
 
 A test asks for one through :func:`require` (the component is known missing) or
 :func:`import_component` (an import that may fail). By default a missing component skips the
@@ -33,6 +34,7 @@ COMPONENTS: dict[str, str] = {
     "chromium": "apt-get install chromium (at /usr/bin/chromium), and pip install -e '.[dev]' "
     "for Playwright",
     "triton": "pip install -e '.[dev]' (brings tritonclient[all])",
+    "ray": "pip install -e '.[dev]' (brings ray; the tests start a local two-node cluster)",
 }
 ENV = "LUMINARY_TEST_REQUIRE"
 
