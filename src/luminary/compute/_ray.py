@@ -21,7 +21,17 @@ what Ray assigned (``ray.get_gpu_ids()``).
 Surviving the executor: runners are owned by a detached supervisor actor on the head node
 (``_ray_remote.py`` says why), not by this process, so killing the executor's process, even
 with SIGKILL, leaves every job running, and a new executor polls them by the same refs. A ref
-is the task id (hex) of a one-node job or ``pg:<placement group id>`` of a gang.
+is ``JOB.ATTEMPT.RANDOM`` for a one-node job (also its Ray task's name) or
+``pg:<placement group id>`` for a gang.
+
+Launching does not wait: a one-node job's launch sends the call to the supervisor and returns
+(a round trip per job would cap the launch rate at the cluster's RPC latency under load); the
+supervisor's answer is read by the next poll of the ref, which reports ``None`` until then, or
+``"not started: …"`` if the supervisor refused. A launch is safe from the executor's death once
+a poll of its ref has answered; a process killed between the two may leave a launch unsent,
+and the ref then polls as unknown, which the queue's heartbeat check turns into a requeue.
+:meth:`RayExecutor.close` waits for every answer before it disconnects. A gang's launch waits
+for its placement (it may be refused).
 
 Threads: one agent thread uses an executor (the interface's rule). The Ray connection is
 per process; executors in one process share it and must name the same cluster.
@@ -32,6 +42,7 @@ refuses a launch, with the address or the numbers and what to do.
 from __future__ import annotations
 
 import math
+import secrets
 import socket
 import threading
 from collections.abc import Mapping, Sequence
@@ -118,6 +129,8 @@ class RayExecutor(Executor):
             raise InvalidArgumentError(msg)
         self._supervisor: Any = None
         self._connected = False
+        # One-node launches the supervisor has not answered yet: ref -> the call's ObjectRef.
+        self._pending: dict[str, Any] = {}
 
     # -- connection -----------------------------------------------------------------------
 
@@ -208,13 +221,20 @@ class RayExecutor(Executor):
         return options, {k: v for k, v in bundle.items() if v}
 
     def launch(self, job: Job, command: Sequence[str], env: Mapping[str, str]) -> str:
+        """Hand the job to the supervisor. A one-node job's call is not waited for (its answer
+        is read by the next :meth:`poll` of the ref); a gang's is, since its placement may be
+        refused."""
         supervisor = self._connect()
         options, bundle = self.options_for(job.spec)
         nodes = job.spec.nodes
-        if nodes > 1 and not bundle:
+        if nodes == 1:
+            ref = f"{job.id}.{job.attempt}.{secrets.token_hex(4)}"
+            self._pending[ref] = supervisor.start.remote(ref, list(command), dict(env), options)
+            return ref
+        if not bundle:
             bundle = {"CPU": 0.001}  # a bundle needs some resource to hold a node
         answer = self._call(
-            supervisor.launch.remote(
+            supervisor.start_gang.remote(
                 list(command), dict(env), options, nodes, bundle, self.placement_timeout_s
             ),
             CALL_TIMEOUT_S + self.placement_timeout_s,
@@ -232,20 +252,56 @@ class RayExecutor(Executor):
             msg = f"job {job.id}: {answer['error']}"
         raise BackendUnavailableError(msg)
 
+    def _settle(self, refs: Sequence[str], wait: float) -> dict[str, str | None]:
+        """Read the supervisor's answers to launches of ``refs`` that have come (waiting up to
+        ``wait`` seconds): ``None`` for a ref still unanswered, why it failed for one the
+        supervisor refused; answered refs leave the pending map and are not in the result."""
+        ray = _ray("Running jobs on a Ray cluster")
+        pending = {ref: self._pending[ref] for ref in refs if ref in self._pending}
+        if not pending:
+            return {}
+        acks = list(pending.values())
+        done = set(ray.wait(acks, num_returns=len(acks), timeout=wait)[0])
+        out: dict[str, str | None] = {}
+        for ref, ack in pending.items():
+            if ack not in done:
+                out[ref] = None
+                continue
+            del self._pending[ref]
+            try:
+                answer = ray.get(ack)
+            except ray.exceptions.RayError as exc:
+                self._supervisor = None
+                out[ref] = f"not started: the Ray executor's supervisor failed: {exc}"
+            else:
+                if "error" in answer:
+                    out[ref] = f"not started: {answer['error']}"
+        return out
+
     def poll(self, refs: Sequence[str]) -> dict[str, str | None]:
         if not refs:
             return {}
         supervisor = self._connect()
-        answer: dict[str, str | None] = self._call(
-            supervisor.poll.remote(list(refs)), CALL_TIMEOUT_S
-        )
+        settled = self._settle(refs, 0)
+        ask = [ref for ref in refs if ref not in settled]
+        answer: dict[str, str | None] = {}
+        if ask:
+            answer = self._call(supervisor.poll.remote(ask), CALL_TIMEOUT_S)
+        answer.update(settled)
         return {
             ref: "unknown to this Ray executor" if answer[ref] == "unknown" else answer[ref]
             for ref in refs
         }
 
+    def flush(self, timeout: float = CALL_TIMEOUT_S) -> None:
+        """Wait (up to ``timeout`` seconds) until the supervisor has answered every launch, so
+        that every job launched so far outlives this process."""
+        if self._pending:
+            self._settle(list(self._pending), timeout)
+
     def kill(self, ref: str) -> None:
         supervisor = self._connect()
+        self._settle([ref], CALL_TIMEOUT_S)
         self._call(supervisor.kill.remote(ref), CALL_TIMEOUT_S)
 
     def discover(self) -> Pool | None:
@@ -269,6 +325,8 @@ class RayExecutor(Executor):
     def close(self) -> None:
         """Disconnect (the last executor of this process shuts the driver down); jobs keep
         running on the cluster, owned by the supervisor."""
+        self.flush()  # the supervisor has every launch before this process lets go
+        self._pending.clear()
         self._supervisor = None
         with _connection_lock:
             if not self._connected:

@@ -205,7 +205,10 @@ pool = Pool(name="ray-test", executor="ray", options={"address": sys.argv[1]})
 spec = JobSpec(project="p", command=("true",))
 job = Job(new_id(), new_id(), spec, JobState.STARTING, None, now_ms())
 script = f"while [ ! -e {sys.argv[2]}/go ]; do sleep 0.1; done; echo done > {sys.argv[2]}/out"
-print(RayExecutor(pool).launch(job, ["sh", "-c", script], {}), flush=True)
+executor = RayExecutor(pool)
+ref = executor.launch(job, ["sh", "-c", script], {})
+executor.flush()  # the supervisor has the launch: from here the job outlives this process
+print(ref, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -252,6 +255,12 @@ def test_a_job_on_a_killed_node_is_reported_lost(
         assert str(reasons[lost[0]]).startswith("node lost: ")
         survivor = next(ref for ref in refs if ref not in lost)
         assert reasons[survivor] is None  # the head's job runs on
+        # The lost node's command did not outlive its worker.
+        lost_pids = [
+            int(path.stem) for path in tmp_path.glob("*.job") if report(path)["node"] == str(raylet)
+        ]
+        assert len(lost_pids) == 1
+        wait_until(lambda: not _running(lost_pids[0]), "the end of the lost node's command")
         executor.kill(survivor)
         assert finish(executor, survivor) == "cancelled"
     finally:
