@@ -107,9 +107,13 @@ def _timed(work: Callable[[], None]) -> float:
 
 
 def _compare(n: int, luminary: Callable[[], None], raw: Callable[[], None]) -> dict[str, float]:
-    # Alternate, best of two each, so that a burst of load elsewhere hits both alike.
-    lum = min(_timed(luminary), _timed(luminary))
-    ray_s = min(_timed(raw), _timed(raw))
+    # Alternate, best of three each, so that load elsewhere (and whatever state the cluster
+    # gathers over a run) hits both alike.
+    lum, ray_s = float("inf"), float("inf")
+    for _ in range(3):
+        ray_s = min(ray_s, _timed(raw))
+        lum = min(lum, _timed(luminary))
+    print(f"# {n}: Luminary {lum:.2f} s, Ray {ray_s:.2f} s", file=sys.stderr, flush=True)
     return {
         "n": n,
         "luminary_per_s": n / lum,

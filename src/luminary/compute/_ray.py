@@ -64,7 +64,9 @@ CONNECT_TIMEOUT_S = 5.0
 CALL_TIMEOUT_S = 60.0
 
 _connection_lock = threading.Lock()
-_connection: dict[str, Any] = {"address": None, "users": 0}
+# The process's one Ray connection: whose address, how many executors use it, and whether an
+# executor made it (only then does the last one to close shut it down).
+_connection: dict[str, Any] = {"address": None, "users": 0, "ours": False}
 
 
 def _ray(purpose: str) -> Any:
@@ -148,6 +150,8 @@ class RayExecutor(Executor):
                         f"{self.address!r}, and Ray allows one cluster per process"
                     )
                     raise InvalidStateError(msg)
+                if not _connection["users"]:
+                    _connection["ours"] = not ray.is_initialized()
                 if not ray.is_initialized():
                     _probe(self.address)
                     try:
@@ -335,7 +339,8 @@ class RayExecutor(Executor):
             _connection["users"] -= 1
             if _connection["users"] == 0:
                 _connection["address"] = None
-                _ray("Disconnecting from a Ray cluster").shutdown()
+                if _connection["ours"]:
+                    _ray("Disconnecting from a Ray cluster").shutdown()
 
     def _capacity(self) -> str:
         ray = _ray("Reading a Ray cluster's nodes")

@@ -5,9 +5,9 @@ dies, Ray kills its tasks. If the executor's process submitted the runners itsel
 process (an agent restart, an OOM kill) would kill every job it launched. So the executor
 submits nothing itself: one detached actor per namespace, :class:`Supervisor`, pinned to the
 head node (whose loss ends the cluster anyway), submits the runner tasks and owns them, keeps
-their ObjectRefs and placement groups, and answers ``launch``/``poll``/``kill``. Executors come
-and go and find it again by name. Runners are plain tasks, not actors, so Ray reuses its
-worker processes and a launch costs one actor call and one task.
+their ObjectRefs and placement groups, and answers ``start``, ``start_gang``, ``poll`` and
+``kill``. Executors come and go and find it again by name. Runners are plain tasks, not
+actors, so Ray reuses its worker processes and a launch costs one actor call and one task.
 
 :func:`run_command` is the task body: it runs the command as a child process with the job's
 environment, the rank variables and ``CUDA_VISIBLE_DEVICES`` set to the devices Ray assigned,
