@@ -92,6 +92,24 @@ def _describe(exc: BaseException) -> str:
     return f"failed in Ray: {type(exc).__name__}: {first[:300]}"
 
 
+def _results(done: list[Any]) -> dict[Any, Any]:
+    """The values of finished ObjectRefs, or the error each raised: one ``ray.get`` for all
+    unless one of them failed."""
+    ray = _ray()
+    if not done:
+        return {}
+    try:
+        return dict(zip(done, ray.get(done), strict=True))
+    except Exception:  # noqa: BLE001 - one failed: read them one by one
+        out: dict[Any, Any] = {}
+        for ref in done:
+            try:
+                out[ref] = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - Ray's errors become reasons
+                out[ref] = exc
+        return out
+
+
 class Supervisor:
     """Owns the runner tasks and placement groups of every job launched in one namespace."""
 
@@ -174,28 +192,27 @@ class Supervisor:
         with self._lock:
             running = {k: list(self._refs[k]) for k in keys if k in self._refs}
         flat = [ref for refs in running.values() for ref in refs]
-        done = set(ray.wait(flat, num_returns=len(flat), timeout=0)[0]) if flat else set()
+        done = ray.wait(flat, num_returns=len(flat), timeout=0)[0] if flat else []
+        results = _results(done)
         out: dict[str, str | None] = {}
         for key in keys:
             if key in running:
-                out[key] = self._outcome(key, running[key], done)
+                out[key] = self._outcome(key, running[key], results)
             else:
                 with self._lock:
                     out[key] = self._finished.get(key, "unknown")
         return out
 
-    def _outcome(self, key: str, refs: list[Any], done: set[Any]) -> str | None:
-        ray = _ray()
-
+    def _outcome(self, key: str, refs: list[Any], results: dict[Any, Any]) -> str | None:
         reason: str | None = None
         codes: list[tuple[int, int]] = []
         for rank, ref in enumerate(refs):
-            if ref not in done:
+            if ref not in results:
                 continue
-            try:
-                codes.append((rank, int(ray.get(ref))))
-            except Exception as exc:  # noqa: BLE001 - Ray's errors become reasons
-                reason = reason or _describe(exc)
+            if isinstance(results[ref], BaseException):
+                reason = reason or _describe(results[ref])
+            else:
+                codes.append((rank, int(results[ref])))
         with self._lock:
             if key in self._cancelled:
                 reason = "cancelled"
