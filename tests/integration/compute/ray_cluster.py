@@ -1,9 +1,9 @@
 """The session's Ray cluster: two nodes of 2 logical GPUs and 2 CPUs each on this machine.
 
 Started once per test session (about 20 s on two cores) by
-:func:`luminary.testing.ray_cluster.ray_cluster`; a test that kills a node must restore it
-(:meth:`RayCluster.add_node`) or run last. Without Ray, or when the cluster does not start, the
-``ray`` component is missing (:func:`tests._components.require`).
+:func:`luminary.testing.ray_cluster.ray_cluster`; a test that kills a node replaces it
+(:meth:`RayCluster.replace_node`) before it ends. Without Ray, or when the cluster does not
+start, the ``ray`` component is missing (:func:`tests._components.require`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-import ray
 
 from luminary._clock import now_ms
 from luminary._ids import new_id
@@ -24,6 +23,9 @@ from luminary.compute._ray import RayExecutor
 from luminary.compute.models import Job, JobSpec, JobState, Pool, Resources
 from luminary.errors import BackendUnavailableError
 from luminary.testing.ray_cluster import RayCluster, free_ports
+from tests._components import import_component
+
+ray = import_component("ray", "ray")
 
 # Guards against a hang, never a timing claim: generous on a loaded two-core machine.
 PATIENCE_S = 120.0
