@@ -1,10 +1,11 @@
 """The optional components some tests need, and what their absence does to a test run.
 
-Six components come from outside the Python environment (or from an extra) and are missing
+Seven components come from outside the Python environment (or from an extra) and are missing
 on many machines: ``postgres`` (the server ``LUMINARY_TEST_POSTGRES_URL`` names),
 ``s3`` (SeaweedFS's S3 gateway and s3fs), ``xrootd`` (Debian's xrootd-server and the XRootD
-bindings), ``chromium`` (Debian's Chromium and Playwright), ``triton`` (tritonclient) and
-``slurm`` (Debian's slurm-wlm and munge, run as root).
+bindings), ``chromium`` (Debian's Chromium and Playwright), ``triton`` (tritonclient),
+``slurm`` (Debian's slurm-wlm and munge, run as root) and ``ray`` (Ray, whose ``ray start``
+the tests run as a local cluster).
 
 A test asks for one through :func:`require` (the component is known missing) or
 :func:`import_component` (an import that may fail). By default a missing component skips the
@@ -36,6 +37,7 @@ COMPONENTS: dict[str, str] = {
     "triton": "pip install -e '.[dev]' (brings tritonclient[all])",
     "slurm": "apt-get install slurm-wlm munge, and run the tests as root (they start a "
     "private Slurm cluster)",
+    "ray": "pip install -e '.[dev]' (brings ray; the tests start a local two-node cluster)",
 }
 ENV = "LUMINARY_TEST_REQUIRE"
 

@@ -18,7 +18,7 @@ def list_pools(output: Output = OUTPUT) -> None:
     """Pools, their capacity, and the agents serving them."""
     import luminary as lm
     from luminary._clock import now_ms
-    from luminary.compute._pass import AGENT_STALE_MS
+    from luminary.compute import AGENT_STALE_MS
 
     store = lm.get_store()
     pools = store.list_pools()
@@ -114,7 +114,7 @@ def add(
     )
     store = lm.get_store()
     if discover:
-        from luminary.compute._agent import make_executor
+        from luminary.compute import make_executor
 
         found = make_executor(pool, store).discover()
         if found is None:

@@ -43,8 +43,7 @@ def session(
     import sys
 
     import luminary as lm
-    from luminary.compute import JobState
-    from luminary.compute._supervise import job_environment
+    from luminary.compute import JobState, job_environment
     from luminary.errors import InvalidStateError
 
     handle = lm.jobs.submit(

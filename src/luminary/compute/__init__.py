@@ -41,6 +41,7 @@ from luminary.compute.models import (
 )
 
 if TYPE_CHECKING:
+    from luminary.compute._agent import AgentLoop, make_executor
     from luminary.compute._executor import Executor
     from luminary.compute._inventory import (
         CpuInfo,
@@ -57,11 +58,23 @@ if TYPE_CHECKING:
         rows,
         snapshot_dict,
     )
+    from luminary.compute._local import LocalExecutor
+    from luminary.compute._pass import AGENT_STALE_MS
     from luminary.compute._policy import ProjectShare
+    from luminary.compute._ray import RayExecutor
+    from luminary.compute._slurm import SlurmExecutor
     from luminary.compute._sql import SqlCompute
+    from luminary.compute._supervise import job_environment
 
 _LAZY = {
+    "AGENT_STALE_MS": "luminary.compute._pass",
+    "AgentLoop": "luminary.compute._agent",
     "Executor": "luminary.compute._executor",
+    "job_environment": "luminary.compute._supervise",
+    "make_executor": "luminary.compute._agent",
+    "LocalExecutor": "luminary.compute._local",
+    "RayExecutor": "luminary.compute._ray",
+    "SlurmExecutor": "luminary.compute._slurm",
     "ProjectShare": "luminary.compute._policy",
     "SqlCompute": "luminary.compute._sql",
     "CpuInfo": "luminary.compute._inventory",
@@ -80,21 +93,26 @@ _LAZY = {
 }
 
 __all__ = [
+    "AGENT_STALE_MS",
     "EXECUTORS",
     "Agent",
+    "AgentLoop",
     "ComputeStore",
     "Executor",
     "Job",
     "JobSpec",
     "JobState",
+    "LocalExecutor",
     "LogChunk",
     "NodePlacement",
     "Placement",
     "Pool",
     "ProjectShare",
     "Quota",
+    "RayExecutor",
     "Resources",
     "Signals",
+    "SlurmExecutor",
     "SqlCompute",
     "TaskReport",
     "UsageSample",
@@ -110,6 +128,8 @@ __all__ = [
     "Snapshot",
     "StoreInfo",
     "collect",
+    "job_environment",
+    "make_executor",
     "parse_server_cmdline",
     "rows",
     "snapshot_dict",

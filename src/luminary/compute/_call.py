@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m luminary.compute._call DIGEST", file=sys.stderr)
         return 2
-    from luminary.store import get_store
+    from luminary._current import get_store
     from luminary.tracking import ArtifactEntry
 
     store = get_store()

@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.detach and os.fork():  # the caller waits for this parent, not for the agent
         os._exit(0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s luminary agent: %(message)s")
+    from luminary._current import get_store
     from luminary.compute._agent import AgentLoop
-    from luminary.store import get_store
 
     loop = AgentLoop(get_store(), args.pool, heartbeat_s=args.heartbeat, idle_exit_s=args.idle_exit)
 

@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rank", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="luminary runner: %(message)s")
+    from luminary._current import get_store
     from luminary.compute._settings import job_heartbeat_s
     from luminary.compute._supervise import Supervisor
-    from luminary.store import get_store
 
     store = get_store()
     try:

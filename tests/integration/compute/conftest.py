@@ -14,6 +14,9 @@ import pytest
 from luminary.errors import BackendUnavailableError, MissingDependencyError
 from luminary.testing.slurm import SlurmCluster, missing, start_cluster
 from tests._components import require
+from tests.integration.compute.ray_cluster import ray_cluster
+
+__all__ = ["ray_cluster", "slurm_cluster"]
 
 
 @pytest.fixture(scope="session")
