@@ -126,6 +126,8 @@ class AgentLoop:
     def run(self) -> None:
         executor = self.executor
         env = runner_env(self.store)
+        if executor.pool.gpu_memory_mb:
+            env["LUMINARY_GPU_DEVICE_MB"] = str(executor.pool.gpu_memory_mb)
         seen = -1
         last_claim = 0.0
         idle_since = time.monotonic()

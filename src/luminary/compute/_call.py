@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     store = get_store()
     call = pickle.loads(store.blobs.read_bytes(args[0]))
     function, fargs, fkwargs = call
+    if os.environ.get("LUMINARY_GPU_MEMORY_FRACTION"):
+        from luminary.compute._gpumem import apply_torch_limit
+
+        apply_torch_limit()  # before the call allocates anything
     code = 0
     try:
         outcome: tuple[Any, ...] = ("ok", function(*fargs, **fkwargs))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -25,6 +25,7 @@ from luminary.compute._rows import job_from_row, placement_to_json, pool_from_ro
 from luminary.compute.models import Agent, Job, JobSpec, JobState, Pool, Quota, Signals, TaskReport
 from luminary.storage import schema as t
 from luminary.storage.events import insert_event
+from luminary.tracking import RunStatus
 
 __all__ = [
     "beat_agent",
@@ -45,6 +46,23 @@ __all__ = [
 ]
 
 _PG_LOCK_KEY = 0x4C554D_4A4F42  # "LUM" "JOB"
+
+
+class RunWriter(Protocol):
+    """Tracking's writes that a job's state changes make to its run, in the same commit."""
+
+    def write_run_status(
+        self, conn: sa.Connection, run_id: str, status: RunStatus, end_ms: int | None = None
+    ) -> None: ...
+
+    def write_tags(self, conn: sa.Connection, run_id: str, tags: Mapping[str, str]) -> None: ...
+
+
+_RUN_STATUS = {
+    JobState.SUCCEEDED: RunStatus.FINISHED,
+    JobState.FAILED: RunStatus.FAILED,
+    JobState.CANCELLED: RunStatus.KILLED,
+}
 #: An agent silent this long no longer serves its pool (its row is dropped after a day).
 AGENT_STALE_MS = 15_000
 SAMPLE_EVERY_MS = 60_000
@@ -200,6 +218,7 @@ USAGE_EVERY_MS = 5_000
 
 def run(
     conn: sa.Connection,
+    runs: RunWriter,
     now: int,
     stale_ms: int,
     half_life_s: float | None,
@@ -214,7 +233,7 @@ def run(
     ):
         return 0
     _lock(conn)
-    reaped = _reap(conn, now, stale_ms)
+    reaped = _reap(conn, runs, now, stale_ms)
     served = _served_pools(conn, now)
     pools = [p for p in read_pools(conn) if p.enabled and p.name in served]
     sched, usage_as_of = _scheduler(conn, now, half_life_s, pools)
@@ -315,7 +334,7 @@ def _sample(conn: sa.Connection, sched: Scheduler, now: int) -> None:
     )
 
 
-def _reap(conn: sa.Connection, now: int, stale_ms: int) -> bool:
+def _reap(conn: sa.Connection, runs: RunWriter, now: int, stale_ms: int) -> bool:
     """Lose the attempts whose agent or runners stopped beating."""
     cutoff = now - stale_ms
     j, k = t.jobs.c, t.job_tasks.c
@@ -326,6 +345,7 @@ def _reap(conn: sa.Connection, now: int, stale_ms: int) -> bool:
         who = f"agent {row.agent}" if row.agent else f"no agent of pool {row.pool}"
         lose(
             conn,
+            runs,
             row._mapping,
             f"{who} did not start it (silent for {(now - row.heartbeat_ms) / 1000:.1f} s)",
             now,
@@ -340,6 +360,7 @@ def _reap(conn: sa.Connection, now: int, stale_ms: int) -> bool:
         if found is not None and found.state == JobState.RUNNING.value:
             lose(
                 conn,
+                runs,
                 found._mapping,
                 f"rank {rank} on {node} stopped answering "
                 f"(last heartbeat {(now - beat) / 1000:.1f} s ago)",
@@ -351,6 +372,7 @@ def _reap(conn: sa.Connection, now: int, stale_ms: int) -> bool:
 # -- state changes -----------------------------------------------------------------------------
 def end_job(
     conn: sa.Connection,
+    runs: RunWriter,
     row: Mapping[Any, Any],
     state: JobState,
     reason: str,
@@ -374,6 +396,15 @@ def end_job(
         .where(t.job_tasks.c.job_id == row["id"], t.job_tasks.c.state == "running")
         .values(state="lost", ended_ms=now)
     )
+    runs.write_run_status(conn, row["run_id"], _RUN_STATUS[state], now)
+    tags = {
+        "job.state": state.value,
+        "job.attempts": str(row["attempt"]),
+        "job.reason": reason[:5000],
+    }
+    if exit_code is not None:
+        tags["job.exit_code"] = str(exit_code)
+    runs.write_tags(conn, row["run_id"], tags)
     insert_event(
         conn,
         "job.ended",
@@ -383,7 +414,9 @@ def end_job(
     )
 
 
-def _requeue(conn: sa.Connection, row: Mapping[Any, Any], reason: str, failure: bool) -> None:
+def _requeue(
+    conn: sa.Connection, runs: RunWriter, row: Mapping[Any, Any], reason: str, failure: bool
+) -> None:
     conn.execute(
         t.jobs.update()
         .where(t.jobs.c.id == row["id"])
@@ -404,10 +437,12 @@ def _requeue(conn: sa.Connection, row: Mapping[Any, Any], reason: str, failure: 
         .where(t.job_tasks.c.job_id == row["id"], t.job_tasks.c.state == "running")
         .values(state="lost")
     )
+    runs.write_run_status(conn, row["run_id"], RunStatus.QUEUED)
 
 
 def _settle(
     conn: sa.Connection,
+    runs: RunWriter,
     row: Mapping[Any, Any],
     failed: bool,
     reason: str,
@@ -418,22 +453,28 @@ def _settle(
     spec = json.loads(row["spec"])
     retries = int(spec.get("retries", 0))
     if row["cancel_requested"]:
-        end_job(conn, row, JobState.CANCELLED, row["reason"] or "cancelled", now, exit_code)
+        end_job(conn, runs, row, JobState.CANCELLED, row["reason"] or "cancelled", now, exit_code)
     elif row["preempt_requested"]:
-        _requeue(conn, row, f"requeued after preemption ({row['reason']})", failure=False)
+        _requeue(conn, runs, row, f"requeued after preemption ({row['reason']})", failure=False)
     elif not failed:
-        end_job(conn, row, JobState.SUCCEEDED, "exited 0", now, exit_code)
+        end_job(conn, runs, row, JobState.SUCCEEDED, "exited 0", now, exit_code)
     elif row["failures"] < retries:
         _requeue(
-            conn, row, f"retry {row['failures'] + 1} of {retries} after: {reason}", failure=True
+            conn,
+            runs,
+            row,
+            f"retry {row['failures'] + 1} of {retries} after: {reason}",
+            failure=True,
         )
     else:
-        end_job(conn, row, JobState.FAILED, reason, now, exit_code)
+        end_job(conn, runs, row, JobState.FAILED, reason, now, exit_code)
 
 
-def lose(conn: sa.Connection, row: Mapping[Any, Any], reason: str, now: int) -> None:
+def lose(
+    conn: sa.Connection, runs: RunWriter, row: Mapping[Any, Any], reason: str, now: int
+) -> None:
     """The attempt's runners are gone without reporting how they ended."""
-    _settle(conn, row, failed=True, reason=f"lost: {reason}", now=now, exit_code=None)
+    _settle(conn, runs, row, failed=True, reason=f"lost: {reason}", now=now, exit_code=None)
 
 
 def start_task(conn: sa.Connection, row: Mapping[Any, Any], rank: int, node: str, now: int) -> None:
@@ -498,6 +539,7 @@ def beat_task(conn: sa.Connection, job_id: str, attempt: int, rank: int, now: in
 
 def finish_task(
     conn: sa.Connection,
+    runs: RunWriter,
     row: Mapping[Any, Any],
     attempt: int,
     rank: int,
@@ -534,9 +576,9 @@ def finish_task(
         first = bad[0]
         why = first.reason or f"exited with {first.exit_code}"
         prefix = f"rank {first.rank} " if nodes > 1 else ""
-        _settle(conn, row, True, prefix + why, now, first.exit_code)
+        _settle(conn, runs, row, True, prefix + why, now, first.exit_code)
     else:
-        _settle(conn, row, False, "", now, 0)
+        _settle(conn, runs, row, False, "", now, 0)
 
 
 # -- explanations and shares -------------------------------------------------------------------

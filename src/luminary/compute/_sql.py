@@ -249,7 +249,7 @@ class SqlCompute(ComputeStore):
             row = _find_job(conn, job_id)
             state = JobState(row["state"])
             if state is JobState.QUEUED:
-                _pass.end_job(conn, row, JobState.CANCELLED, reason, now_ms())
+                _pass.end_job(conn, self._runs, row, JobState.CANCELLED, reason, now_ms())
             elif state.active:
                 conn.execute(
                     t.jobs.update()
@@ -257,10 +257,7 @@ class SqlCompute(ComputeStore):
                     .values(cancel_requested=True, reason=reason)
                 )
             _pass.bump(conn)
-        job = self.get_job(row["id"])
-        if job.state is JobState.CANCELLED:
-            self._runs.set_run_status(job.run_id, RunStatus.KILLED)
-        return job
+        return self.get_job(row["id"])
 
     def explain_job(self, job_id: str) -> list[str]:
         with read_tx(self.engine) as conn:
@@ -298,7 +295,14 @@ class SqlCompute(ComputeStore):
         now = now_ms()
         with self._tx() as conn:
             _pass.beat_agent(conn, agent, pool, now)
-            _pass.run(conn, now, self.stale_ms, self.half_life_s, every_ms=self.schedule_every_ms)
+            _pass.run(
+                conn,
+                self._runs,
+                now,
+                self.stale_ms,
+                self.half_life_s,
+                every_ms=self.schedule_every_ms,
+            )
             j = t.jobs.c
             conn.execute(
                 t.jobs.update()
@@ -336,14 +340,14 @@ class SqlCompute(ComputeStore):
         with self._tx() as conn:
             row = _find_job(conn, job_id)
             if row["attempt"] == attempt and JobState(row["state"]).active:
-                _pass.lose(conn, row, _text(reason, 1000), now_ms())
+                _pass.lose(conn, self._runs, row, _text(reason, 1000), now_ms())
                 _pass.bump(conn)
-        return self._settle_run(self.get_job(job_id))
+        return self.get_job(job_id)
 
     def schedule(self, now_ms_: int | None = None) -> int:
         now = now_ms() if now_ms_ is None else int(now_ms_)
         with self._tx() as conn:
-            return _pass.run(conn, now, self.stale_ms, self.half_life_s)
+            return _pass.run(conn, self._runs, now, self.stale_ms, self.half_life_s)
 
     # -- runners ---------------------------------------------------------------------------
     def task_started(self, job_id: str, attempt: int, rank: int, node: str) -> Job:
@@ -431,24 +435,9 @@ class SqlCompute(ComputeStore):
         with self._tx() as conn:
             row = _find_job(conn, job_id)
             report = TaskReport(report.exit_code, _text(report.reason, 1000), report.cpu_s)
-            _pass.finish_task(conn, row, attempt, rank, report, now_ms())
+            _pass.finish_task(conn, self._runs, row, attempt, rank, report, now_ms())
             _pass.bump(conn)
-        return self._settle_run(self.get_job(job_id))
-
-    # -- the job's run ---------------------------------------------------------------------
-    def _settle_run(self, job: Job) -> Job:
-        """Give the job's run the status that matches the job's (after the queue's commit)."""
-        status = {
-            JobState.QUEUED: RunStatus.QUEUED,
-            JobState.SUCCEEDED: RunStatus.FINISHED,
-            JobState.FAILED: RunStatus.FAILED,
-            JobState.CANCELLED: RunStatus.KILLED,
-        }.get(job.state)
-        if status is not None and self._runs.get_run(job.run_id).status is not status:
-            self._runs.set_run_status(job.run_id, status, job.ended_ms)
-        if job.state.done:
-            self._runs.set_tags(job.run_id, _end_tags(job))
-        return job
+        return self.get_job(job_id)
 
 
 def _text(value: object, limit: int) -> str:
@@ -474,15 +463,6 @@ def _job_tags(spec: JobSpec) -> dict[str, str]:
         tags["job.command"] = " ".join(spec.command)[:5000]
     if spec.pool:
         tags["job.pool"] = spec.pool
-    return tags
-
-
-def _end_tags(job: Job) -> dict[str, str]:
-    tags = {"job.state": job.state.value, "job.attempts": str(job.attempt)}
-    if job.reason:
-        tags["job.reason"] = job.reason[:5000]
-    if job.exit_code is not None:
-        tags["job.exit_code"] = str(job.exit_code)
     return tags
 
 

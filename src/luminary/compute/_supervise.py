@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from luminary._clock import now_ms
+from luminary.compute._gpumem import GpuMemoryWatch, limit_env, limit_mb, overrun
 from luminary.compute._settings import job_heartbeat_s
 from luminary.compute.models import Job, LogChunk, Signals, TaskReport
 from luminary.errors import InvalidStateError, LuminaryError
@@ -179,6 +180,7 @@ class Supervisor:
         node: str | None = None,
         heartbeat_s: float | None = None,
         energy: bool = True,
+        device_mb: int | None = None,
     ) -> None:
         self.store = store
         self.job = job
@@ -192,6 +194,10 @@ class Supervisor:
             "no",
             "off",
         )
+        if device_mb is None:
+            text = self.env.get("LUMINARY_GPU_DEVICE_MB", "")
+            device_mb = int(text) if text.isdigit() else 0
+        self.device_mb = device_mb
         self.process: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._poke = threading.Event()
@@ -211,6 +217,8 @@ class Supervisor:
         spec = job.spec
         workdir = Path(tempfile.mkdtemp(prefix=f"luminary-job-{job.id}-"))
         env = job_environment(job, self.rank, self.env)
+        limit = limit_mb(job, self.device_mb) if spec.resources.wants_gpu else None
+        env.update(limit_env(limit, self.device_mb))
         start = time.monotonic()
         try:
             process = subprocess.Popen(
@@ -236,7 +244,15 @@ class Supervisor:
             _Pump("stderr", process.stderr, workdir / "stderr.txt", job.attempt, self.rank),
         ]
         sampler = self._start_energy(process.pid)
-        reason = self._watch(process, pumps, start)
+        watch = None
+        if limit is not None:
+            devices = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d]
+            watch = GpuMemoryWatch(devices)
+        try:
+            reason = self._watch(process, pumps, start, watch, limit)
+        finally:
+            if watch is not None:
+                watch.close()
         # the command has exited but is not reaped yet: its CPU time is still readable
         energy = _stop(sampler, job.id)
         cpu_s = _reap(process)
@@ -253,12 +269,20 @@ class Supervisor:
         )
 
     # -- the watch loop --------------------------------------------------------------------
-    def _watch(self, process: subprocess.Popen[bytes], pumps: list[_Pump], start: float) -> str:
+    def _watch(
+        self,
+        process: subprocess.Popen[bytes],
+        pumps: list[_Pump],
+        start: float,
+        watch: GpuMemoryWatch | None = None,
+        limit: int | None = None,
+    ) -> str:
         spec = self.job.spec
         reason = ""
         next_beat = time.monotonic() + self.heartbeat_s
         next_flush = time.monotonic() + _FLUSH_S
         kill_at: float | None = None
+        next_memory = time.monotonic() + 1.0
         while True:
             if _exited(process):
                 return reason
@@ -276,6 +300,12 @@ class Supervisor:
             if signals is not None and signals.stop and not reason:
                 reason = ("preempted: " if signals.preempt else "stopped: ") + signals.reason
                 kill_at = self._terminate(process, spec.grace_s)
+            if watch is not None and limit is not None and not reason and now >= next_memory:
+                next_memory = now + 1.0
+                why = overrun(watch.usage(_tree(process.pid)), limit)
+                if why:
+                    reason = why
+                    kill_at = self._terminate(process, min(spec.grace_s, 2.0))
             if spec.time_limit_s is not None and not reason and now - start > spec.time_limit_s:
                 reason = f"time limit of {spec.time_limit_s:g} s exceeded"
                 kill_at = self._terminate(process, spec.grace_s)
@@ -374,6 +404,16 @@ class Supervisor:
         except InvalidStateError as exc:
             log.info("job %s: %s", job.id, exc)
         return report
+
+
+def _tree(pid: int) -> set[int]:
+    """``pid`` and its descendants."""
+    import psutil
+
+    try:
+        return {pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))}
+    except psutil.Error:
+        return {pid}
 
 
 def _stop(sampler: Sampler | None, job_id: str) -> EnergyReport | None:

@@ -40,7 +40,16 @@ from luminary.errors import InvalidArgumentError, InvalidStateError, LuminaryErr
 if TYPE_CHECKING:
     from luminary.store import Store
 
-__all__ = ["JobFailedError", "JobHandle", "ensure_agents", "get", "list", "on_preempt", "submit"]
+__all__ = [
+    "JobFailedError",
+    "JobHandle",
+    "ensure_agents",
+    "get",
+    "limit_gpu_memory",
+    "list",
+    "on_preempt",
+    "submit",
+]
 
 _list = list
 _Jobs = _list[Job]
@@ -263,6 +272,16 @@ def list(
     store = store or get_store()
     wanted = None if states is None else [JobState(s) for s in states]
     return store.list_jobs(project, wanted, limit=limit)
+
+
+def limit_gpu_memory() -> bool:
+    """Inside a job that asked for GPU memory (or a fraction of a GPU): cap PyTorch's
+    allocator at that share of each visible device, so that going over raises PyTorch's own
+    out-of-memory error instead of starving the job sharing the device. Call it before the
+    first allocation; Python-call jobs get it automatically. Returns whether a cap was set."""
+    from luminary.compute._gpumem import apply_torch_limit
+
+    return apply_torch_limit()
 
 
 def on_preempt(hook: Callable[[], object], *, exit_code: int = 143) -> None:

@@ -324,17 +324,23 @@ class SqlTracking(TrackingStore):
                 conn.execute(t.params.insert(), _param_rows(run_id, new))
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        if not check_tags(tags):
+            return
+        with write_tx(self.engine) as conn:
+            self.write_tags(conn, run_id, tags)
+
+    def write_tags(self, conn: sa.Connection, run_id: str, tags: Mapping[str, str]) -> None:
+        """:meth:`set_tags` inside the caller's write transaction."""
         rows = check_tags(tags)
         if not rows:
             return
-        with write_tx(self.engine) as conn:
-            self._require_run(conn, run_id)
-            conn.execute(
-                t.tags.delete().where(t.tags.c.run_id == run_id).where(t.tags.c.key.in_(list(rows)))
-            )
-            conn.execute(
-                t.tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in rows.items()]
-            )
+        self._require_run(conn, run_id)
+        conn.execute(
+            t.tags.delete().where(t.tags.c.run_id == run_id).where(t.tags.c.key.in_(list(rows)))
+        )
+        conn.execute(
+            t.tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in rows.items()]
+        )
 
     # -- metrics ---------------------------------------------------------------------------
     def write_metrics(
