@@ -69,8 +69,7 @@ def _compute(store_info: Any) -> dict[str, Any]:
         return {**empty, "queue_note": "no store yet: no pools, no jobs"}
     import luminary as lm
     from luminary._clock import now_ms
-    from luminary.compute import JobState
-    from luminary.compute._pass import AGENT_STALE_MS
+    from luminary.compute import AGENT_STALE_MS, JobState
     from luminary.errors import BackendUnavailableError, PermissionDeniedError
 
     try:

@@ -57,10 +57,12 @@ if TYPE_CHECKING:
         rows,
         snapshot_dict,
     )
+    from luminary.compute._pass import AGENT_STALE_MS
     from luminary.compute._policy import ProjectShare
     from luminary.compute._sql import SqlCompute
 
 _LAZY = {
+    "AGENT_STALE_MS": "luminary.compute._pass",
     "Executor": "luminary.compute._executor",
     "ProjectShare": "luminary.compute._policy",
     "SqlCompute": "luminary.compute._sql",
@@ -80,6 +82,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "AGENT_STALE_MS",
     "EXECUTORS",
     "Agent",
     "ComputeStore",

@@ -18,8 +18,7 @@ from fastapi.responses import Response
 
 from luminary._clock import from_ms, now_ms
 from luminary.auth.models import Principal, Role
-from luminary.compute import Job, JobState, LogChunk, Pool, UsageSample
-from luminary.compute._pass import AGENT_STALE_MS
+from luminary.compute import AGENT_STALE_MS, Job, JobState, LogChunk, Pool, UsageSample
 from luminary.errors import InvalidArgumentError
 from luminary.server._jobs import _job_for
 from luminary.server.ui._web import Web, pages
