@@ -60,17 +60,26 @@ def resources(
 def _compute(store_info: Any) -> dict[str, Any]:
     """``pools`` (each with its live ``agents``, ``None`` when the caller may not list agents),
     ``queue`` (jobs per state in :data:`QUEUE_STATES`) and ``shares`` (each project's
-    :class:`~luminary.compute.ProjectShare`); plus ``queue_note`` when
-    the store cannot be read. An embedded store that does not exist yet is not created."""
-    empty: dict[str, Any] = {"pools": [], "queue": dict.fromkeys(QUEUE_STATES, 0), "shares": []}
-    if store_info.mode == "server" and not store_info.answers:
-        return {**empty, "queue_note": f"the server does not answer: {store_info.detail}"}
-    if store_info.mode == "embedded" and _not_created():
-        return {**empty, "queue_note": "no store yet: no pools, no jobs"}
+    :class:`~luminary.compute.ProjectShare`); plus ``queue_note`` when the store cannot be
+    read (empty lists then). An embedded store that does not exist yet is not created."""
     import luminary as lm
     from luminary._clock import now_ms
     from luminary.compute import AGENT_STALE_MS, JobState
-    from luminary.errors import BackendUnavailableError, PermissionDeniedError
+    from luminary.errors import (
+        AuthenticationError,
+        BackendUnavailableError,
+        InvalidArgumentError,
+        PermissionDeniedError,
+    )
+
+    empty: dict[str, Any] = {"pools": [], "queue": dict.fromkeys(QUEUE_STATES, 0), "shares": []}
+    if store_info.mode == "server" and not store_info.answers:
+        return {**empty, "queue_note": f"the server does not answer: {store_info.detail}"}
+    try:
+        if store_info.mode == "embedded" and _not_created():
+            return {**empty, "queue_note": "no store yet: no pools, no jobs"}
+    except InvalidArgumentError as exc:
+        return {**empty, "queue_note": f"bad environment: {exc}"}
 
     try:
         store = lm.get_store()
@@ -86,6 +95,8 @@ def _compute(store_info: Any) -> dict[str, Any]:
         shares = store.compute_shares()
     except BackendUnavailableError as exc:
         return {**empty, "queue_note": f"the store does not answer: {exc}"}
+    except AuthenticationError as exc:
+        return {**empty, "queue_note": f"the server refuses: {exc}"}
     return {
         "pools": [
             {
