@@ -1,8 +1,9 @@
-"""Pages about projects and runs: projects, the runs table, a run, comparing runs, a metric's
-series for charts and artifact downloads."""
+"""Pages about projects and runs: projects, the runs table, a run (and, when it is a job, the
+job's state and output), comparing runs, a metric's series for charts and artifact downloads."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -14,6 +15,7 @@ from luminary.server._app import ok
 from luminary.server.ui._download import download
 from luminary.server.ui._series import downsample, envelope
 from luminary.server.ui._web import Web, pages
+from luminary.store import Store
 
 __all__ = ["PAGE_SIZE", "router"]
 
@@ -111,12 +113,15 @@ def router(web: Web) -> APIRouter:
         run = store.get_run(run_id)
         keys = sorted(store.metric_series(run.id))
         usage = usage_of(run)
+        artifacts = store.list_artifacts(run.id)
         return web.render(
             request,
             "run.html",
             run=run,
             environment=store.get_environment(run.id),
-            artifacts=store.list_artifacts(run.id),
+            artifacts=artifacts,
+            job=_job_of(store, run.tags),
+            logs=[a for a in artifacts if a.path.startswith("logs/")],
             inputs=store.run_inputs(run.id),
             models=store.versions_from_run(run.id),
             chart_keys=[k for k in keys if not k.startswith("energy/")],
@@ -188,6 +193,22 @@ def router(web: Web) -> APIRouter:
         )
 
     return r
+
+
+def _job_of(store: Store, tags: Mapping[str, str]) -> dict[str, str] | None:
+    """What the run page says about the job a run is (tag ``luminary.job``): its id, its state
+    and reason as the queue has them now (the run's tags, written when it ended, otherwise)."""
+    job_id = tags.get("luminary.job")
+    if not job_id:
+        return None
+    state, reason = tags.get("job.state", ""), tags.get("job.reason", "")
+    try:
+        job = store.get_job(job_id)
+    except NotFoundError:
+        pass
+    else:
+        state, reason = job.state.value, job.reason
+    return {"id": job_id, "state": state, "reason": reason}
 
 
 def _quote_field(key: str) -> str:
