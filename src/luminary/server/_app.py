@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import Response
 
+from luminary.errors import LuminaryError
 from luminary.server._access import AccessLog
 from luminary.server._errors import error_response, install_error_handlers
 from luminary.store import Store
@@ -20,10 +24,41 @@ __all__ = ["API", "create_app", "ok"]
 
 API = "/api/v1"
 
+log = logging.getLogger("luminary.server")
+
 
 def ok(obj: Any, status: int = 200) -> Response:
     """A JSON response written by the fast encoder (the wire shapes are plain JSON already)."""
     return Response(dumps(obj), status, media_type="application/json")
+
+
+def _scheduler_lifespan(
+    store: Store, every_s: float | None
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        del app
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every_s or 1.0):
+                try:
+                    store.schedule()
+                except LuminaryError as exc:  # the database is away: try again next time
+                    log.warning("scheduler pass failed: %s", exc)
+
+        thread = None
+        if every_s is not None:
+            thread = threading.Thread(target=loop, name="luminary-scheduler", daemon=True)
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=10)
+
+    return lifespan
 
 
 def create_app(
@@ -33,6 +68,7 @@ def create_app(
     auth: bool = True,
     auth_cache_s: float | None = None,
     auth_clock: Callable[[], float] | None = None,
+    schedule_every_s: float | None = 1.0,
 ) -> FastAPI:
     """A FastAPI app serving ``store``. Uploads are spooled to ``tmp_dir`` (default: the
     system's temporary folder) while they are hashed. The caller owns and closes ``store``.
@@ -43,11 +79,17 @@ def create_app(
     ``Host`` (and, on writes, ``Origin``) names this machine (:mod:`luminary.server._loopback`).
     Authenticated principals are reused for ``auth_cache_s`` seconds (default
     :data:`~luminary.server._auth.CACHE_S`), timed by ``auth_clock`` (default
-    ``time.monotonic``; tests drive their own)."""
+    ``time.monotonic``; tests drive their own).
+
+    The server is the job queue's scheduler: every ``schedule_every_s`` seconds (``None``:
+    never) while it runs, a thread runs a pass — reaping attempts whose heartbeat stopped,
+    placing queued jobs, asking borrowers to make room — so the queue moves and lost jobs are
+    requeued even while no agent is claiming work."""
     from luminary.server import _blobs, _datasets, _jobs, _limits, _registry, _runs
     from luminary.server._auth import CACHE_S, Guard, current_principal
 
     app = FastAPI(
+        lifespan=_scheduler_lifespan(store, schedule_every_s),
         title="Luminary",
         version="1",
         openapi_url=f"{API}/openapi.json",
