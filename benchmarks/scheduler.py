@@ -1,4 +1,4 @@
-"""The job scheduler: a lab's day simulated against FIFO first-fit, and the cost of a decision.
+"""The job scheduler: a lab's day simulated against FIFO baselines, and the cost of a decision.
 
 Parts (``--part``, repeatable; ``sim`` by default). Each part is a function in ``PARTS`` that
 returns a dict of figures and a list of ``(target, passed)``; executor overheads (local, Ray,
@@ -15,20 +15,29 @@ project keeps a backlog for most of the day. Users' time limits are their job's 
 1.1-3 (10 % give none). What the trace assumes: jobs run exactly their duration and never
 fail; nobody cancels; no quotas (weights only, so no preemption); one pool.
 
-The same trace runs through a FIFO first-fit baseline written here: one queue in submission
-order, the head starts on the first node (and device) with room, nothing passes a head that
-does not fit. Both runs go on until every job has finished; waits count every job.
+The same trace runs through two baselines written here: strict FIFO first-fit (one queue in
+submission order, the head starts on the first node and device with room, nothing passes a
+head that does not fit: the ``fifo_*`` figures the targets name) and FIFO with skip-ahead
+first-fit (the same order, but every job that fits starts, whatever waits before it; no
+reservations, no fair share: ``fifo_skip_*``), so that the gain is not only over a queue that
+idles behind its head. All runs go on until every job has finished; waits count every job.
 
 Figures: ``utilisation`` (GPU-time held over capacity, from the first moment every project has
 a job waiting to the 24 h mark, the *window*; ``all_backlogged_fraction`` says for how much of
 the window every project had one: a project served first by fair share empties its queue now
 and then), ``mean_wait_s``, ``fair_share_max_deviation`` (worst
 ``|delivered - entitled| / entitled`` over that window, entitled being the weight's share of
-what was delivered, GPU-equivalent hours), ``sim_cpu_seconds`` (process CPU time of the
-Luminary run), ``decision_p99_us`` (one scheduling pass, measured separately on a full pool
-with exactly 1,000 queued jobs: a job ends, one arrives, the pass is timed; CPU time of the
-thread, so that other processes on a shared machine do not count; the wall time is reported
-beside it as ``decision_p99_wall_us``).
+what was delivered, GPU-equivalent hours; the target), beside it the same over the whole day
+from 0 h (``fair_share_from_start_deviation``: the cluster fills in the first hour, before
+the window opens, and fair share counts that use) and over only the times in the window when
+every project had a job waiting (``fair_share_backlogged_deviation``), ``sim_cpu_seconds``
+(process CPU time of the Luminary run), ``decision_p99_us`` (the p99 CPU time of one decision,
+measured separately on a full pool with exactly 1,000 queued jobs). A *decision* is one call
+of ``Scheduler.step`` in the steady state: a running job has just ended and one job has just
+arrived; the step decides what starts, where, and whether a reservation moves. Every step
+counts, whatever it starts. CPU time of the thread, so that other processes on a shared
+machine do not count; ``decision_p99_wall_us`` is the wall time, ``decision_event_p99_us``
+the CPU time of the whole event (the end, the arrival and the step).
 
     .venv/bin/python benchmarks/scheduler.py [--part sim] [--jobs 10000] [--json out.json]
 """

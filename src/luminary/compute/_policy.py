@@ -25,11 +25,21 @@ active jobs' ``started_ms + time_limit_s``. Other jobs may start on reserved nod
 their own time limit ends before the reservation's start (EASY backfill); jobs without a time
 limit never backfill there. The reservation lasts until its job starts or leaves the queue.
 
-Decision cost. Queued jobs are kept per project in lists sorted by order, one per *shape*
-(pool pin, resources, nodes); a shape that found no room is not tried again in the same pass
-(room only shrinks within a pass), so a pass costs about the number of shapes, not of jobs.
-Where only a reservation stands in a shape's way, the next ``_reserve.BACKFILL_SCAN`` jobs of that
-shape are looked at for one whose time limit ends before the reservation.
+Decision cost. A *decision* is one :meth:`Scheduler.step`. Queued jobs are kept per project in
+lists sorted by order, one per *shape* (pool pin, resources, nodes); a pass looks at the head
+of each list, in order, and a shape that found no room is not tried again in the same pass
+(room only shrinks within a pass). Where only a reservation stands in a shape's way, the next
+``_reserve.BACKFILL_SCAN`` jobs of that shape are looked at for one whose time limit ends
+before the reservation. A scheduler that lives on (the simulation; a long-running queue)
+also remembers, between passes, the heads that could not start and had nothing else to do
+(``_quiet``): later passes skip them until a job ends on a node that could fit them, a
+reservation goes, or their list changes near its head, so a steady-state pass looks at the
+few shapes the freed room could fit instead of every list. It remembers only in a scheduler
+of one pool whose quotas are weights alone; with several pools, nominal quotas, borrowing
+limits or cohorts it looks at every head each pass (a head held back by its quota has no
+effect on the pass where one that failed does; that is not worked out yet). What it
+remembers changes no decision: a pass decides exactly as one that looks at every head
+(``tests/unit/compute/test_policy_memory.py``).
 """
 
 from __future__ import annotations
@@ -148,6 +158,8 @@ class Scheduler:
         self._gated = self._lent or any(
             q.borrow_gpus is not None or q.borrow_cpus is not None for q in quotas
         )
+        # What the pass may remember (see "Decision cost"): one pool, no quota but weights.
+        self._remember = len(self.states) == 1 and not (self._gated or self._cohorts)
         self.quiet = QuietHeads(
             self.states, self.reservations, lambda p, shape: blind(self, p, shape, self._now)
         )
@@ -216,9 +228,11 @@ class Scheduler:
         entry = self._entry(job)
         self.queued[job.id] = entry
         lists = self.by_project.setdefault(job.spec.project, {})
-        bisect.insort(lists.setdefault(entry.shape, []), entry, key=_order)
+        jobs = lists.setdefault(entry.shape, [])
+        at = bisect.bisect_right(jobs, entry.order, key=_order)
+        jobs.insert(at, entry)
         self.quiet.seen(entry.shape, entry.needs)
-        self.quiet.forget(entry.project, entry.shape)
+        self.quiet.arrived(entry.project, entry.shape, at)
 
     def add_active(self, job: Job) -> None:
         """Add a starting or running job that holds ``job.placement`` in ``job.pool``."""
@@ -352,6 +366,8 @@ class Scheduler:
         failed, reserved_only = seen[FAILED], seen[RESERVED]
         quiet = self.quiet
         self._now = now_ms
+        if not self._remember:
+            quiet.forget_all()  # look at every head, as a freshly built scheduler does
         quiet.begin_pass()
         memos, revived = quiet.memos, quiet.revived
         done: list[tuple[str, Collection[Shape]]] = []  # projects passed, shapes revived then
@@ -367,13 +383,15 @@ class Scheduler:
             heads = [(lists[shape][0].order, shape) for shape in shapes]
             heapq.heapify(heads)
             order: tuple[int, int, int] = (-(1 << 62), 0, 0)
-            while heads and (limit is None or len(starts) < limit):
+            while (heads or quiet.reopened) and (limit is None or len(starts) < limit):
                 if quiet.reopened:  # a reservation went: heads left out after this one are due
                     quiet.reopened = False
                     for later in list(memo):
                         if later in lists and later not in shapes and lists[later][0].order > order:
                             shapes.add(later)
                             heapq.heappush(heads, (lists[later][0].order, later))
+                    if not heads:
+                        break
                 order, shape = heapq.heappop(heads)
                 if done and shape not in failed:
                     left = quiet.earlier(shape, done)  # as if the heads left out were looked at

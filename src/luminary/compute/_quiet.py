@@ -33,6 +33,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Literal, Protocol
 
 from luminary.compute._packing import Need, PoolState
+from luminary.compute._reserve import BACKFILL_SCAN
 
 __all__ = ["FAILED", "RESERVED", "Effect", "QuietHeads", "Shape"]
 
@@ -73,6 +74,9 @@ class QuietHeads:
         self._fits: dict[Shape, bool] = {}
         #: Set when a reservation went: heads a pass left out may be due again.
         self.reopened = False
+        # Revived while a pass was under way: the projects it was done with look next pass.
+        self._late: list[tuple[Shape, str, list[int]]] = []
+        self._in_pass = False
 
     def __len__(self) -> int:
         return sum(len(m) for m in self.memos.values())
@@ -83,6 +87,16 @@ class QuietHeads:
 
     def add(self, project: str, shape: Shape, effect: Effect) -> None:
         self.memos.setdefault(project, {})[shape] = effect
+
+    def arrived(self, project: str, shape: Shape, at: int) -> None:
+        """A job joined the list at index ``at``. A head that found no room at all stays
+        quiet unless the job is the new head; one with room on reserved nodes only, unless
+        the job is among those a pass looks at (the head and the backfill's)."""
+        memo = self.memos.get(project)
+        effect = memo.get(shape) if memo is not None else None
+        if effect is None or (effect == FAILED and at > 0) or at > BACKFILL_SCAN:
+            return
+        self.forget(project, shape)
 
     def forget(self, project: str, shape: Shape) -> None:
         memo = self.memos.get(project)
@@ -100,6 +114,8 @@ class QuietHeads:
         for shape, needs in self._needs.items():
             if pool in needs:
                 self.revived.setdefault(shape, []).append((pool, sorted(nodes)))
+                if self._in_pass:
+                    self._late.append((shape, pool, sorted(nodes)))
         self._judged.clear()
         self._fits.clear()
         self.reopened = True
@@ -107,6 +123,7 @@ class QuietHeads:
     def begin_pass(self) -> None:
         """Revive the shapes that fit a node that gained room since the last pass, and those
         of a pool without a reservation (the first of them without room would reserve)."""
+        self._in_pass = True
         for name, state in self._states.items():
             if name not in self._reservations and state.pool.enabled:
                 for shape, needs in self._needs.items():
@@ -217,3 +234,7 @@ class QuietHeads:
                     for memo in self.memos.values():
                         memo.pop(shape, None)
         self.revived.clear()
+        for shape, pool, nodes in self._late:
+            self.revived.setdefault(shape, []).append((pool, nodes))
+        self._late.clear()
+        self._in_pass = False
