@@ -97,6 +97,8 @@ class PoolState:
         self.nofit: dict[tuple[Need, frozenset[int]], int] = {}
         self.epoch = 0
         self.gained = [0] * n
+        # Nodes that gained room since the scheduler last looked (it empties the set).
+        self.dirty: set[int] = set()
 
     # -- quick necessary conditions -----------------------------------------------------------
     def summary(self) -> tuple[int, int, int, int]:
@@ -122,6 +124,10 @@ class PoolState:
         )
 
     # -- placement -------------------------------------------------------------------------
+    def fits_node(self, i: int, need: Need) -> bool:
+        """Whether ``need`` fits node ``i`` as it is now (one node of a gang)."""
+        return self._score(i, need) is not None
+
     def _score(self, i: int, need: Need) -> float | None:
         """How tightly ``need`` fits node ``i`` (lower is tighter), or None if it does not."""
         if self.mcpu[i] < need.mcpu or (self.pool.memory_mb and self.memory[i] < need.memory_mb):
@@ -189,27 +195,27 @@ class PoolState:
     def node_ready(self, i: int, need: Need, holds: list[tuple[float, Held]]) -> float | None:
         """When node ``i`` could host ``need`` if the jobs in ``holds`` (``(end, held)``, their
         expected ends, ``inf`` where unknown) left in order of end; None if never."""
-        if self._node_fit(i, need) is not None:
+        if self._score(i, need) is not None:
             return 0.0
-        saved = (list(self.free[i]), self.whole_free[i], self.mcpu[i], self.memory[i])
-        free_units = self.free_units
-        ready: float | None = None
+        row, mcpu, memory = list(self.free[i]), self.mcpu[i], self.memory[i]
         for end, held in sorted(holds, key=lambda h: h[0]):
             if math.isinf(end):
-                break
-            self._change(held, i, +1)
-            if self._node_fit(i, need) is not None:
-                ready = end
-                break
-        self.free[i], self.whole_free[i], self.mcpu[i], self.memory[i] = (
-            saved[0],
-            saved[1],
-            saved[2],
-            saved[3],
-        )
-        self.free_units = free_units
-        self._summary = None
-        return ready
+                return None
+            for node, devices in held.nodes:
+                if node == i:
+                    for d, units in devices:
+                        row[d] += units
+            mcpu += held.mcpu
+            memory += held.memory_mb
+            if mcpu < need.mcpu or (self.pool.memory_mb and memory < need.memory_mb):
+                continue
+            if (
+                (need.whole and row.count(UNITS) >= need.whole)
+                or (not need.whole and need.units and max(row) >= need.units)
+                or (not need.whole and not need.units)
+            ):
+                return end
+        return None
 
     # -- holding and releasing ----------------------------------------------------------------
     def held(self, placement: Placement, need: Need) -> Held:
@@ -245,6 +251,7 @@ class PoolState:
         for i, _ in held.nodes:
             self._change(held, i, +1)
             self.gained[i] = self.epoch
+            self.dirty.add(i)
 
     def _change(self, held: Held, node: int, sign: int) -> None:
         row = self.free[node]

@@ -25,11 +25,21 @@ active jobs' ``started_ms + time_limit_s``. Other jobs may start on reserved nod
 their own time limit ends before the reservation's start (EASY backfill); jobs without a time
 limit never backfill there. The reservation lasts until its job starts or leaves the queue.
 
-Decision cost. Queued jobs are kept per project in lists sorted by order, one per *shape*
-(pool pin, resources, nodes); a shape that found no room is not tried again in the same pass
-(room only shrinks within a pass), so a pass costs about the number of shapes, not of jobs.
-Where only a reservation stands in a shape's way, the next :data:`BACKFILL_SCAN` jobs of that
-shape are looked at for one whose time limit ends before the reservation.
+Decision cost. A *decision* is one :meth:`Scheduler.step`. Queued jobs are kept per project in
+lists sorted by order, one per *shape* (pool pin, resources, nodes); a pass looks at the head
+of each list, in order, and a shape that found no room is not tried again in the same pass
+(room only shrinks within a pass). Where only a reservation stands in a shape's way, the next
+``_reserve.BACKFILL_SCAN`` jobs of that shape are looked at for one whose time limit ends
+before the reservation. A scheduler that lives on (the simulation; a long-running queue)
+also remembers, between passes, the heads that could not start and had nothing else to do
+(``_quiet``): later passes skip them until a job ends on a node that could fit them, a
+reservation goes, or their list changes near its head, so a steady-state pass looks at the
+few shapes the freed room could fit instead of every list. It remembers only in a scheduler
+of one pool whose quotas are weights alone; with several pools, nominal quotas, borrowing
+limits or cohorts it looks at every head each pass (a head held back by its quota has no
+effect on the pass where one that failed does; that is not worked out yet). What it
+remembers changes no decision: a pass decides exactly as one that looks at every head
+(``tests/unit/compute/test_policy_memory.py``).
 """
 
 from __future__ import annotations
@@ -37,12 +47,15 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 from luminary.compute._explain import ProjectShare, explain, never_fits, shares
 from luminary.compute._fairshare import DEFAULT_HALF_LIFE_S, Usage, charge, cpus_per_gpu
 from luminary.compute._packing import UNITS, Held, Need, PoolState, need_for
+from luminary.compute._quiet import FAILED, RESERVED, Effect, QuietHeads, Shape
+from luminary.compute._quota import kept_for_others, quota_block
+from luminary.compute._reserve import Reservation, backfill, blind, reclaim, reserve
 from luminary.compute.models import Job, JobState, Placement, Pool, Quota
 from luminary.errors import InvalidArgumentError, InvalidStateError, NotFoundError, nearest
 
@@ -57,10 +70,6 @@ __all__ = [
 ]
 
 _EPS = 1e-9
-#: Jobs of one shape looked at for backfill behind a head that only a reservation blocks.
-BACKFILL_SCAN = 32
-#: Nodes beyond those it needs on which a reservation's start is worked out exactly.
-RESERVE_CANDIDATES = 2
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class Entry:
     rate: float = 0.0
     started_ms: int = 0
     end_ms: float = math.inf
+    limit_ms: float | None = None
 
     @property
     def id(self) -> str:
@@ -113,16 +123,6 @@ class Entry:
 
 def _order(entry: Entry) -> tuple[int, int, int]:
     return entry.order
-
-
-@dataclass(slots=True)
-class Reservation:
-    """Nodes of one pool kept for ``job_id`` from ``start_ms`` (``inf``: not known)."""
-
-    job_id: str
-    nodes: frozenset[int]
-    start_ms: float
-    preempting: frozenset[str] = field(default_factory=frozenset)
 
 
 class Scheduler:
@@ -154,6 +154,18 @@ class Scheduler:
         self.preempting: set[str] = set()
         self._seq = 0
         self._lent = any(q.gpus or q.cpus for q in quotas)  # any nominal quota to keep free
+        self._cohorts = any(q.cohort is not None for q in quotas)  # reclaim is possible
+        self._gated = self._lent or any(
+            q.borrow_gpus is not None or q.borrow_cpus is not None for q in quotas
+        )
+        # What the pass may remember (see "Decision cost"): one pool, no quota but weights.
+        self._remember = len(self.states) == 1 and not (self._gated or self._cohorts)
+        self.quiet = QuietHeads(
+            self.states, self.reservations, lambda p, shape: blind(self, p, shape, self._now)
+        )
+        self._now = 0  # the time of the pass under way
+        # Per node, the active jobs on it as (expected end, units held there, id), by end.
+        self.ends: dict[tuple[str, int], list[tuple[float, int, str]]] = {}
         gpu_memory = [p.gpu_memory_mb for p in pools if p.enabled and p.gpus and p.gpu_memory_mb]
         self._largest_device_mb = max(gpu_memory, default=0)
 
@@ -188,7 +200,10 @@ class Scheduler:
             )
         shape = (spec.pool, r.gpus, r.gpu_memory_mb, r.cpus, r.memory_mb, spec.nodes)
         order = (-spec.priority, job.submitted_ms, self._seq)
-        return Entry(job, order, shape, per_node * spec.nodes, r.cpus * spec.nodes, needs)
+        limit_ms = spec.time_limit_s * 1000 if spec.time_limit_s is not None else None
+        return Entry(
+            job, order, shape, per_node * spec.nodes, r.cpus * spec.nodes, needs, limit_ms=limit_ms
+        )
 
     def _known(self, job_id: str) -> Entry:
         entry = self.queued.get(job_id) or self.active.get(job_id)
@@ -213,7 +228,11 @@ class Scheduler:
         entry = self._entry(job)
         self.queued[job.id] = entry
         lists = self.by_project.setdefault(job.spec.project, {})
-        bisect.insort(lists.setdefault(entry.shape, []), entry, key=_order)
+        jobs = lists.setdefault(entry.shape, [])
+        at = bisect.bisect_right(jobs, entry.order, key=_order)
+        jobs.insert(at, entry)
+        self.quiet.seen(entry.shape, entry.needs)
+        self.quiet.arrived(entry.project, entry.shape, at)
 
     def add_active(self, job: Job) -> None:
         """Add a starting or running job that holds ``job.placement`` in ``job.pool``."""
@@ -239,8 +258,10 @@ class Scheduler:
         entry.end_ms = now_ms + spec.time_limit_s * 1000 if spec.time_limit_s else math.inf
         entry.rate = charge(spec, gpus, self.ratio)
         self.active[entry.id] = entry
-        for node, _ in held.nodes:
+        for node, devices in held.nodes:
             self.on_node.setdefault((pool, node), set()).add(entry.id)
+            mark = (entry.end_ms, sum(u for _, u in devices), entry.id)
+            bisect.insort(self.ends.setdefault((pool, node), []), mark)
         use = self.in_use.setdefault(entry.project, [0.0, 0.0])
         use[0] += entry.gpus
         use[1] += entry.cpus
@@ -249,17 +270,10 @@ class Scheduler:
     def remove(self, job_id: str, now_ms: int) -> None:
         """Drop a queued job, or release an active one's resources and accrue its usage."""
         entry = self._known(job_id)
-        for pool, res in list(self.reservations.items()):
-            if res.job_id == job_id:
-                del self.reservations[pool]
+        self._unreserve(job_id)
         if job_id in self.queued:
-            del self.queued[job_id]
-            lists = self.by_project[entry.project]
-            jobs = lists[entry.shape]
-            del jobs[bisect.bisect_left(jobs, entry.order, key=_order)]
-            if not jobs:
-                del lists[entry.shape]
-            if not lists:
+            self._dequeue(entry)
+            if not self.by_project[entry.project]:
                 del self.by_project[entry.project]
             return
         del self.active[job_id]
@@ -267,8 +281,10 @@ class Scheduler:
         assert entry.pool is not None
         assert entry.held is not None
         self.states[entry.pool].release(entry.held)
-        for node, _ in entry.held.nodes:
+        for node, devices in entry.held.nodes:
             self.on_node[(entry.pool, node)].discard(job_id)
+            ends = self.ends[(entry.pool, node)]
+            del ends[bisect.bisect_left(ends, (entry.end_ms, sum(u for _, u in devices), job_id))]
         use = self.in_use[entry.project]
         use[0] = max(0.0, use[0] - entry.gpus)
         use[1] = max(0.0, use[1] - entry.cpus)
@@ -281,50 +297,11 @@ class Scheduler:
 
     def kept_for_others(self, project: str) -> tuple[float, float]:
         """Idle nominal GPUs and CPUs of projects that do not lend to ``project``."""
-        cohort = self.quotas[project].cohort if project in self.quotas else None
-        kept = [0.0, 0.0]
-        for other, quota in self.quotas.items():
-            if other == project or (cohort is not None and quota.cohort == cohort):
-                continue
-            use = self.in_use.get(other, (0.0, 0.0))
-            kept[0] += max(0.0, quota.gpus - use[0])
-            kept[1] += max(0.0, quota.cpus - use[1])
-        return kept[0], kept[1]
-
-    def free_total(self) -> tuple[float, float]:
-        gpus = cpus = 0.0
-        for state in self.states.values():
-            if state.pool.enabled:
-                gpus += state.free_units / UNITS
-                cpus += sum(state.mcpu) / 1000
-        return gpus, cpus
+        return kept_for_others(self, project)
 
     def quota_block(self, entry: Entry) -> str | None:
         """Why ``entry``'s project may not take its resources now, or None."""
-        project = entry.project
-        quota = self.quotas.get(project)
-        use = self.in_use.get(project, (0.0, 0.0))
-        nominal = self.nominal(project)
-        asks = (entry.gpus, entry.cpus)
-        limits = (quota.borrow_gpus, quota.borrow_cpus) if quota else (None, None)
-        over = [use[k] + asks[k] - nominal[k] for k in (0, 1)]
-        for k, unit in ((0, "GPUs"), (1, "CPUs")):
-            borrow = limits[k]
-            if asks[k] and borrow is not None and over[k] > borrow + _EPS:
-                return (
-                    f"project {project} would hold {use[k] + asks[k]:g} {unit}, more than its "
-                    f"nominal {nominal[k]:g} plus the {borrow:g} it may borrow"
-                )
-        if not self._lent or (over[0] <= _EPS and over[1] <= _EPS):
-            return None
-        kept, free = self.kept_for_others(project), self.free_total()
-        for k, unit in ((0, "GPUs"), (1, "CPUs")):
-            if asks[k] and over[k] > _EPS and free[k] - asks[k] < kept[k] - _EPS:
-                return (
-                    f"{free[k]:g} {unit} are free but {kept[k]:g} of them are the idle nominal "
-                    f"quota of projects that do not lend to {project}"
-                )
-        return None
+        return quota_block(self, entry) if self._gated else None
 
     # -- one pass ---------------------------------------------------------------------------
     def order_key(self, project: str, now_ms: int) -> float:
@@ -339,7 +316,7 @@ class Scheduler:
             return frozenset()
         return res.nodes
 
-    def _try_place(self, entry: Entry, now_ms: int) -> Start | None:
+    def try_place(self, entry: Entry, now_ms: int) -> Start | None:
         for name, need in entry.needs.items():
             state = self.states[name]
             if not state.pool.enabled or not state.may_fit(need):
@@ -352,9 +329,7 @@ class Scheduler:
             )
             state.hold(held)
             self._dequeue(entry)
-            for pool, res in list(self.reservations.items()):
-                if res.job_id == entry.id:
-                    del self.reservations[pool]
+            self._unreserve(entry.id)
             self._activate(entry, name, held, now_ms)
             return Start(entry.id, name, state.placement(chosen, need))
         return None
@@ -365,30 +340,6 @@ class Scheduler:
             for n, need in entry.needs.items()
         )
 
-    def _backfill(
-        self, jobs: list[Entry], now_ms: int, limit: int | None, started: int
-    ) -> list[Start]:
-        """Start jobs of one shape whose time limits end before the reservation in the way."""
-        out: list[Start] = []
-        # Jobs of one shape may use the same pools: the longest time limit that ends in time.
-        room_s = max(
-            (res.start_ms - now_ms) / 1000 if (res := self.reservations.get(name)) else math.inf
-            for name in jobs[0].needs
-        )
-        if not 0 < room_s < math.inf:
-            return out  # the reservation starts at an unknown time: no limit ends before it
-        for entry in list(jobs[1 : BACKFILL_SCAN + 1]):
-            if limit is not None and started + len(out) >= limit:
-                break
-            limit_s = entry.job.spec.time_limit_s
-            if limit_s is None or limit_s > room_s:
-                continue  # would still run when the reservation starts
-            start = self._try_place(entry, now_ms)
-            if start is None:
-                break  # the same shape with nothing in its way does not fit either
-            out.append(start)
-        return out
-
     def _dequeue(self, entry: Entry) -> None:
         del self.queued[entry.id]
         lists = self.by_project[entry.project]
@@ -396,152 +347,98 @@ class Scheduler:
         del jobs[bisect.bisect_left(jobs, entry.order, key=_order)]
         if not jobs:
             del lists[entry.shape]
+        self.quiet.forget(entry.project, entry.shape)
+
+    def _unreserve(self, job_id: str) -> None:
+        for pool in [p for p, res in self.reservations.items() if res.job_id == job_id]:
+            self.quiet.unreserved(pool, self.reservations.pop(pool).nodes)
+
+    def reservations_changed(self) -> None:
+        """Forget which heads could not start (a reservation was replaced)."""
+        self.quiet.forget_all()
 
     def step(self, now_ms: int, *, limit: int | None = None) -> Decision:
         """Start what fits now, in order; reserve for the first job that does not fit; preempt
         borrowers where a project's nominal quota is held by them."""
         starts: list[Start] = []
         preemptions: list[Preemption] = []
-        failed: set[tuple[object, ...]] = set()
-        reserved_only: set[tuple[object, ...]] = set()
+        seen: dict[Effect, set[Shape]] = {FAILED: set(), RESERVED: set()}
+        failed, reserved_only = seen[FAILED], seen[RESERVED]
+        quiet = self.quiet
+        self._now = now_ms
+        if not self._remember:
+            quiet.forget_all()  # look at every head, as a freshly built scheduler does
+        quiet.begin_pass()
+        memos, revived = quiet.memos, quiet.revived
+        done: list[tuple[str, Collection[Shape]]] = []  # projects passed, shapes revived then
         projects = sorted(self.by_project, key=lambda p: (self.order_key(p, now_ms), p))
         for project in projects:
             lists = self.by_project.get(project, {})
-            heads = [(jobs[0].order, shape) for shape, jobs in lists.items() if shape not in failed]
+            quiet.reopened = False
+            memo = memos.get(project, {})
+            shapes = lists.keys() - memo.keys()
+            then = quiet.live() if revived else frozenset()
+            if then:
+                shapes |= then & lists.keys()
+            heads = [(lists[shape][0].order, shape) for shape in shapes]
             heapq.heapify(heads)
-            while heads and (limit is None or len(starts) < limit):
-                _, shape = heapq.heappop(heads)
+            order: tuple[int, int, int] = (-(1 << 62), 0, 0)
+            while (heads or quiet.reopened) and (limit is None or len(starts) < limit):
+                if quiet.reopened:  # a reservation went: heads left out after this one are due
+                    quiet.reopened = False
+                    for later in list(memo):
+                        if later in lists and later not in shapes and lists[later][0].order > order:
+                            shapes.add(later)
+                            heapq.heappush(heads, (lists[later][0].order, later))
+                    if not heads:
+                        break
+                order, shape = heapq.heappop(heads)
+                if done and shape not in failed:
+                    left = quiet.earlier(shape, done)  # as if the heads left out were looked at
+                    if left is not None:
+                        seen[left].add(shape)
                 if shape in failed:
                     continue
-                entry = lists[shape][0]
+                effect = quiet.verdict(project, shape)
+                if effect is not None:
+                    seen[effect].add(shape)
+                    continue
+                jobs = lists[shape]
+                entry = jobs[0]
                 room = any(self.states[n].may_fit(need) for n, need in entry.needs.items())
                 if not room and len(self.reservations) >= len(entry.needs):
                     failed.add(shape)  # no room for this shape, and nothing to reserve
+                    quiet.add(project, shape, FAILED)
                     continue
                 if self.quota_block(entry) is not None:
                     continue  # the same for every job of this shape in this project
-                started = self._try_place(entry, now_ms) if room else None
+                started = self.try_place(entry, now_ms) if room else None
                 if started is not None:
                     starts.append(started)
+                    quiet.started()
                     if shape in lists:
                         heapq.heappush(heads, (lists[shape][0].order, shape))
                     continue
                 if room and (shape in reserved_only or self._fits_unreserved(entry)):
                     reserved_only.add(shape)  # only a reservation is in the way: backfill
-                    starts.extend(self._backfill(lists[shape], now_ms, limit, len(starts)))
+                    more, whole = backfill(self, jobs, now_ms, limit, len(starts))
+                    starts.extend(more)
+                    if more:
+                        quiet.started()
+                    elif whole:
+                        quiet.add(project, shape, RESERVED)
                     continue
                 failed.add(shape)
-                preemptions.extend(self._reclaim(entry, now_ms))
-                self._reserve(entry, now_ms)
+                changed = len(preemptions)
+                preemptions.extend(reclaim(self, entry, now_ms))
+                reserve(self, entry, now_ms)
+                if not self._cohorts and changed == len(preemptions):
+                    # nothing to do for it until something changes
+                    quiet.add(project, shape, FAILED)
+            done.append((project, then))
+        quiet.end_pass(cut=limit is not None and len(starts) >= limit)
         self.by_project = {p: lists for p, lists in self.by_project.items() if lists}
         return Decision(tuple(starts), tuple(preemptions))
-
-    # -- reservations and reclaim ------------------------------------------------------------
-    def _reserve(self, entry: Entry, now_ms: int) -> None:
-        if any(res.job_id == entry.id for res in self.reservations.values()):
-            return
-        best: tuple[float, str, frozenset[int]] | None = None
-        for name, need in entry.needs.items():
-            state = self.states[name]
-            if name in self.reservations or not state.pool.enabled:
-                continue
-            # A cheap estimate first (when enough units free on the node, ignoring how they
-            # lie on devices), then the exact search on the few most hopeful nodes only.
-            wanted = need.whole * UNITS + need.units
-            guesses = []
-            for i in range(state.pool.nodes):
-                ends = sorted(
-                    (e.end_ms, e.gpus / e.job.spec.nodes)
-                    for j in self.on_node.get((name, i), ())
-                    if (e := self.active[j])
-                )
-                free, when = float(sum(state.free[i])), float(now_ms)
-                for end, gpus in ends:
-                    if free >= wanted:
-                        break
-                    free, when = free + gpus * UNITS, end
-                guesses.append((when if free >= wanted else math.inf, -sum(state.free[i]), i))
-            guesses.sort()
-            ready = []
-            for _, spare, i in guesses[: need.nodes + RESERVE_CANDIDATES]:
-                holds = [
-                    (self.active[j].end_ms, self.active[j].held)
-                    for j in self.on_node.get((name, i), ())
-                ]
-                exact = state.node_ready(i, need, holds)  # type: ignore[arg-type]
-                ready.append((math.inf if exact is None else max(exact, now_ms), spare, i))
-            ready.sort()
-            chosen = ready[: need.nodes]
-            start = chosen[-1][0] if chosen else math.inf
-            if len(chosen) == need.nodes and (best is None or start < best[0]):
-                best = (start, name, frozenset(i for _, _, i in chosen))
-        if best is not None:
-            self.reservations[best[1]] = Reservation(entry.id, best[2], best[0])
-
-    def _reclaim(self, entry: Entry, now_ms: int) -> list[Preemption]:
-        """Preempt preemptible borrowers of the cohort when ``entry`` is within its nominal
-        quota but finds no room; the freed nodes are reserved for it."""
-        project = entry.project
-        quota = self.quotas.get(project)
-        if quota is None or quota.cohort is None:
-            return []
-        use, nominal = self.in_use.get(project, (0.0, 0.0)), self.nominal(project)
-        k = 0 if entry.gpus else 1  # GPU jobs reclaim GPUs; CPU-only jobs reclaim CPUs
-        if use[k] + (entry.gpus, entry.cpus)[k] > nominal[k] + _EPS:
-            return []
-        if any(r.job_id == entry.id and r.preempting for r in self.reservations.values()):
-            return []
-        victims = sorted(
-            (
-                e
-                for e in self.active.values()
-                if e.id not in self.preempting
-                and e.job.spec.preemptible
-                and e.project != project
-                and e.project in self.quotas
-                and self.quotas[e.project].cohort == quota.cohort
-            ),
-            key=lambda e: (e.job.spec.priority, -e.started_ms, e.id),
-        )
-        for name, need in entry.needs.items():
-            state = self.states[name]
-            borrowed = {
-                p: self.in_use.get(p, (0.0, 0.0))[k] - self.nominal(p)[k]
-                for p in {v.project for v in victims}
-            }
-            released: list[Entry] = []
-            chosen = None
-            for victim in victims:
-                if victim.pool != name or borrowed[victim.project] <= _EPS:
-                    continue
-                assert victim.held is not None
-                state.release(victim.held)
-                released.append(victim)
-                borrowed[victim.project] -= (victim.gpus, victim.cpus)[k]
-                chosen = state.place(need, self.blocked_nodes(name, entry, now_ms))
-                if chosen is not None:
-                    break
-            for victim in released:
-                assert victim.held is not None
-                state.hold(victim.held)
-            if chosen is None:
-                continue
-            ids = frozenset(v.id for v in released)
-            self.preempting |= ids
-            self.reservations[name] = Reservation(
-                entry.id, frozenset(i for i, _ in chosen), math.inf, ids
-            )
-            return [
-                Preemption(
-                    v.id,
-                    f"project {project} reclaims its nominal quota ({nominal[0]:g} GPUs, "
-                    f"{use[0]:g} in use, {entry.gpus:g} asked); project {v.project} borrows "
-                    f"{self.in_use[v.project][0] - self.nominal(v.project)[0]:g} GPUs "
-                    f"beyond its nominal {self.nominal(v.project)[0]:g}",
-                )
-                for v in released
-            ]
-        return []
 
     # -- reports ----------------------------------------------------------------------------
     def explain(self, job_id: str, now_ms: int) -> list[str]:
