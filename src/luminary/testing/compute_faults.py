@@ -6,7 +6,9 @@ retries, and then, ``kills`` times at random, SIGKILLs one of:
 
 - a job's command (found by its marker file),
 - an agent (the executor: its supervised jobs die with it; a new agent replaces it),
-- the scheduler loop (mid-pass, perhaps; a new one replaces it).
+- the scheduler loop (mid-pass, perhaps; a new one replaces it),
+- with a Ray cluster given, a Ray node (its raylet, SIGKILL; a new node replaces it): half
+  the jobs then run on a Ray pool served by an agent of its own.
 
 Each command appends ``start <job> <attempt>`` and ``end <job> <attempt>`` lines to its own
 file. When every job has ended, the report counts jobs by final state and checks: every job
@@ -30,6 +32,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from luminary.testing.ray_cluster import RayCluster
 
 __all__ = ["FaultReport", "run"]
 
@@ -105,6 +111,8 @@ def run(
     heartbeat_s: float = 0.5,
     job_seconds: float = 1.0,
     timeout_s: float = 600.0,
+    ray: RayCluster | None = None,
+    node_kills: int = 5,
 ) -> FaultReport:
     """Run the experiment in ``home`` (a fresh folder) and return its report."""
     from luminary.compute import JobSpec, JobState, Pool, Resources
@@ -127,6 +135,19 @@ def run(
     store.put_pool(Pool("local", gpus=4, cpus=8, memory_mb=16000))
     agent_argv = [sys.executable, "-m", "luminary.compute.agent", "local"]
     procs = {f"agent{i}": _spawn(agent_argv, env, home / f"agent{i}.log") for i in range(agents)}
+    ray_argv = [sys.executable, "-m", "luminary.compute.agent", "ray"]
+    if ray is not None:
+        store.put_pool(
+            Pool(
+                "ray",
+                executor="ray",
+                nodes=len(ray.nodes),
+                gpus=ray.gpus_per_node,
+                cpus=ray.cpus_per_node,
+                options={"address": ray.address},
+            )
+        )
+        procs["agent-ray"] = _spawn(ray_argv, env, home / "agent-ray.log")
     procs["scheduler"] = _spawn([sys.executable, "-c", _SCHEDULER], env, home / "scheduler.log")
     report = FaultReport(jobs=jobs)
     started = time.monotonic()
@@ -144,23 +165,34 @@ def run(
             resources=Resources(gpus=rng.choice([0.25, 0.5, 1.0]), cpus=0.5),
             retries=8,
             grace_s=0.2,
+            pool=("ray" if ray is not None and i % 2 else "local"),
         )
         ids.append(store.submit_job(spec).id)
     try:
         for _ in range(kills):
             time.sleep(rng.uniform(0.05, 0.4))
-            target = rng.choice(["job", "job", "agent", "scheduler"])
+            targets = ["job", "job", "agent", "scheduler"]
+            if ray is not None and report.kills["node"] < node_kills:
+                targets.append("node")
+            target = rng.choice(targets)
             if target == "job":
                 pids = _running_commands(marks)
                 if not pids:
                     target = "agent"
                 else:
                     _kill(rng.choice(pids))
+            if target == "node" and ray is not None:
+                node = ray.nodes[-1]  # a worker node, never the head
+                pid = node.raylet_pid()
+                if pid is not None:
+                    _kill(pid)
+                ray.replace_node(node)
             if target == "agent":
                 name = rng.choice([n for n in procs if n.startswith("agent")])
                 _kill(procs[name].pid)
                 procs[name].wait()
-                procs[name] = _spawn(agent_argv, env, home / f"{name}.log")
+                argv = ray_argv if name == "agent-ray" else agent_argv
+                procs[name] = _spawn(argv, env, home / f"{name}.log")
             elif target == "scheduler":
                 _kill(procs["scheduler"].pid)
                 procs["scheduler"].wait()
