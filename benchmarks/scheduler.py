@@ -1,8 +1,17 @@
 """The job scheduler: a lab's day simulated against FIFO baselines, and the cost of a decision.
 
 Parts (``--part``, repeatable; ``sim`` by default). Each part is a function in ``PARTS`` that
-returns a dict of figures and a list of ``(target, passed)``; executor overheads (local, Ray,
-Slurm) join as parts of their own.
+returns a dict of figures and a list of ``(target, passed)``:
+
+- ``sim`` (below);
+- ``local``: submit -> start on the local executor (``_local_overhead.py``), ``--n`` jobs;
+- ``ray``: the Ray executor's task rate and placement-group rate against raw Ray doing the
+  same, on a two-node local cluster (``_ray_overhead.py``);
+- ``slurm``: submit -> start on a Slurm cluster started here, plain ``sbatch`` against the
+  executor and against the whole path through the queue (``_slurm_overhead.py``);
+- ``faults``: ``--kills`` random SIGKILLs of job commands, agents, the scheduler loop and Ray
+  nodes while ``--fault-jobs`` jobs run on a local and a Ray pool
+  (:mod:`luminary.testing.compute_faults`): no job may be lost or run twice at once.
 
 ``sim`` — a trace-driven, event-driven simulation (simulated clock, the real
 :class:`luminary.compute._policy.Scheduler`) of one day on one pool of 16 nodes x 8 GPUs
@@ -40,6 +49,8 @@ machine do not count; ``decision_p99_wall_us`` is the wall time, ``decision_even
 the CPU time of the whole event (the end, the arrival and the step).
 
     .venv/bin/python benchmarks/scheduler.py [--part sim] [--jobs 10000] [--json out.json]
+    .venv/bin/python benchmarks/scheduler.py --part sim --part local --part ray --part slurm \
+        --part faults --json out.json
 """
 
 from __future__ import annotations
@@ -422,8 +433,72 @@ def part_sim(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[str, 
     return out, verdicts
 
 
+def part_local(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[str, bool]]]:
+    """Submit -> start on the local executor (``_local_overhead.py``)."""
+    import _local_overhead  # this folder is on sys.path when the script runs
+
+    out = _local_overhead.measure(args.n)
+    return out, [("local submit->start p95 <= 50 ms", bool(out["pass"]))]
+
+
+def part_ray(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[str, bool]]]:
+    """The Ray executor's task and placement-group rates against raw Ray (``_ray_overhead.py``)."""
+    import _ray_overhead
+
+    out = _ray_overhead.measure(args.ray_tasks, args.ray_groups)
+    flat = {
+        f"{kind}_{key}": value
+        for kind in ("tasks", "groups")
+        for key, value in out[kind].items()
+        if isinstance(value, int | float)
+    }
+    verdicts = [
+        ("Ray executor task rate within 1.2x raw Ray", out["tasks"]["ratio"] <= 1.2),
+        ("Ray executor placement-group rate within 1.2x raw Ray", out["groups"]["ratio"] <= 1.2),
+    ]
+    return flat, verdicts
+
+
+def part_slurm(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[str, bool]]]:
+    """Slurm submit -> start, whole path and executor, against plain sbatch."""
+    import _slurm_overhead
+
+    out = _slurm_overhead.measure(args.n)
+    if "skipped" in out:
+        return out, [("Slurm measured", False)]
+    flat = {
+        f"{way}_{key}": value
+        for way in ("sbatch", "luminary", "queue")
+        for key, value in out[way].items()
+    }
+    flat.update({k: v for k, v in out.items() if not isinstance(v, dict)})
+    diff = out["p50_difference_s"]
+    return flat, [("Slurm submit->start p50 within sbatch + 0.5 s (whole path)", diff <= 0.5)]
+
+
+def part_faults(args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[str, bool]]]:
+    """Random SIGKILLs of commands, agents, the scheduler and Ray nodes: no job lost."""
+    import tempfile
+
+    from luminary.testing.compute_faults import run
+    from luminary.testing.ray_cluster import ray_cluster
+
+    with (
+        tempfile.TemporaryDirectory(prefix="luminary-faults-") as tmp,
+        ray_cluster(nodes=2, gpus=2, cpus=2) as cluster,
+    ):
+        report = run(Path(tmp), jobs=args.fault_jobs, kills=args.kills, seed=args.seed, ray=cluster)
+    out = report.to_dict()
+    flat = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in out.items()}
+    return flat, [(f"{out['kills_total']} random kills: 0 jobs lost, none run twice", report.ok)]
+
+
 PARTS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, Any], list[tuple[str, bool]]]]] = {
     "sim": part_sim,
+    "local": part_local,
+    "ray": part_ray,
+    "slurm": part_slurm,
+    "faults": part_faults,
 }
 
 
@@ -434,6 +509,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--load", type=float, default=1.25, help="demand over capacity")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--n", type=int, default=50, help="jobs per way (local, slurm)")
+    parser.add_argument("--ray-tasks", type=int, default=200)
+    parser.add_argument("--ray-groups", type=int, default=50)
+    parser.add_argument("--fault-jobs", type=int, default=150)
+    parser.add_argument("--kills", type=int, default=100)
     args = parser.parse_args()
     print(
         f"# {platform.node()} · {platform.processor() or platform.machine()} · "
