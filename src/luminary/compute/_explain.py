@@ -150,11 +150,18 @@ def _ahead(s: Scheduler, entry: Entry, now_ms: int) -> list[str]:
     fair = total_u * s.weight(project) / total_w
     mine = usage.get(project, 0.0)
     side = "over" if mine > fair else "under"
-    out.append(
-        f"project {project} has used {mine:.1f} GPU-h (decayed, half-life "
-        f"{s.usage_book.half_life_s / 3600:g} h), {abs(mine - fair):.1f} GPU-h {side} its "
-        f"share of {fair:.1f} GPU-h (weight {s.weight(project):g} of {total_w:g})"
-    )
+    half_life = f"half-life {s.usage_book.half_life_s / 3600:g} h"
+    if total_u < 0.05:
+        out.append(
+            f"project {project} has weight {s.weight(project):g} of {total_w:g}; no project "
+            f"waiting or running has used the GPUs lately (decayed usage, {half_life})"
+        )
+    else:
+        out.append(
+            f"project {project} has used {mine:.1f} GPU-h (decayed, {half_life}), "
+            f"{abs(mine - fair):.1f} GPU-h {side} its share of {fair:.1f} GPU-h "
+            f"(weight {s.weight(project):g} of {total_w:g})"
+        )
     key = usage.get(project, 0.0) / s.weight(project)
     before = sorted(
         (usage.get(p, 0.0) / s.weight(p), p)
@@ -216,7 +223,10 @@ def explain(s: Scheduler, job_id: str, now_ms: int) -> list[str]:
                 out.append(f"it holds a reservation on {nodes} (pool {name!r}) from {start}")
         blocked = s.blocked_nodes(name, entry, now_ms)
         if state.may_fit(need) and state.place(need, blocked) is not None:
-            out.append(f"it fits in pool {name!r} now and starts at the next pass")
+            if quota:
+                out.append(f"it would fit in pool {name!r} now, but for its project's quota")
+            else:
+                out.append(f"it fits in pool {name!r} now and starts at the next pass")
             continue
         if not (blocked and state.place(need) is not None):
             out.append(_no_room(state, need))

@@ -61,9 +61,13 @@ def quota_block(s: Scheduler, entry: Entry) -> str | None:
         return None
     kept, free = kept_for_others(s, project), free_total(s)
     for k, unit in ((0, "GPUs"), (1, "CPUs")):
-        if asks[k] and over[k] > _EPS and free[k] - asks[k] < kept[k] - _EPS:
+        # only where there is room but taking it eats into quota kept for others (with no
+        # room at all, the job waits for capacity like any other, and may reserve it)
+        fits = free[k] >= asks[k] - _EPS
+        if asks[k] and over[k] > _EPS and fits and free[k] - asks[k] < kept[k] - _EPS:
             return (
                 f"{free[k]:g} {unit} are free but {kept[k]:g} of them are the idle nominal "
-                f"quota of projects that do not lend to {project}"
+                f"quota of projects that do not lend to {project}, which is over its own "
+                f"quota of {nominal[k]:g} {unit}"
             )
     return None
