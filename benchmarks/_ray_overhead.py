@@ -35,6 +35,7 @@ from luminary.compute.models import Job, JobSpec, JobState, Pool, Resources
 from luminary.testing.ray_cluster import ray_cluster
 
 COMMAND = ["true"]
+CLAIM = 64  # the most jobs one claim hands an agent (ComputeStore.claim_jobs' limit)
 WARMUP = 8
 
 
@@ -56,7 +57,13 @@ def _wait_all(executor: RayExecutor, refs: list[str]) -> None:
 
 
 def _luminary_tasks(executor: RayExecutor, n: int) -> None:
-    refs = [executor.launch(_job(Resources(cpus=1)), COMMAND, {}) for _ in range(n)]
+    # as an agent does: what one claim hands it (at most CLAIM jobs) in one launch
+    refs: list[str] = []
+    for start in range(0, n, CLAIM):
+        batch = [(_job(Resources(cpus=1)), COMMAND, {}) for _ in range(min(CLAIM, n - start))]
+        for ref in executor.launch_many(batch):
+            assert isinstance(ref, str), ref
+            refs.append(ref)
     _wait_all(executor, refs)
 
 

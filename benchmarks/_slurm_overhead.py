@@ -3,7 +3,7 @@
 Starts a one-node cluster in a temporary folder (:mod:`luminary.testing.slurm`: Debian's
 slurm-wlm and munge, as root) and, ``n`` times each and alternating so that drift in the
 machine's load falls on both, submits a job whose command writes the wall clock when it
-starts (``date +%s.%N``) and waits until it has:
+starts (``date +%s.%N``) and waits until it has, the three ways in a random order each round:
 
 * ``sbatch`` — a two-line batch script submitted with ``sbatch --parsable`` and the same
   resources a Luminary job asks for (one task, one CPU);
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -158,10 +159,18 @@ def measure(n: int = 20) -> dict[str, object]:
             plain: list[tuple[float, float]] = []
             ours: list[tuple[float, float]] = []
             queue: list[tuple[float, float]] = []
+            order = random.Random(1)
             for i in range(n):
-                plain.append(_plain(cluster, work, i))
-                ours.append(_luminary(executor, work, i))
-                queue.append(_queue(store, work, i))
+                # a random order each round: Slurm starts a job either at once or at its next
+                # scheduling cycle (~1 s), and a fixed order would hand one way the quick slots
+                ways = [
+                    (plain, lambda i=i: _plain(cluster, work, i)),
+                    (ours, lambda i=i: _luminary(executor, work, i)),
+                    (queue, lambda i=i: _queue(store, work, i)),
+                ]
+                order.shuffle(ways)
+                for samples, way in ways:
+                    samples.append(way())
         finally:
             agent.stop()
             thread.join(timeout=60)

@@ -131,15 +131,19 @@ class AgentLoop:
         seen = -1
         last_claim = 0.0
         idle_since = time.monotonic()
+        woken = False
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
                 try:
-                    version = self.store.queue_version()
-                    if version != seen or now - last_claim >= self.heartbeat_s / 2:
+                    # woken by a submit on this machine: claim at once; else only when the
+                    # queue's counter moved (a cheap read), or to keep the heartbeat
+                    version = seen if woken else self.store.queue_version()
+                    if woken or version != seen or now - last_claim >= self.heartbeat_s / 2:
                         seen, last_claim = version, now
-                        for job in self.store.claim_jobs(self.pool_name, self.agent):
-                            self._launch(executor, job, env)
+                        claimed = self.store.claim_jobs(self.pool_name, self.agent)
+                        if claimed:
+                            self._launch(executor, claimed, env)
                         self._relay(executor)
                     self._watch(executor)
                 except LuminaryError as exc:
@@ -158,7 +162,7 @@ class AgentLoop:
                         return
                     idle_since = now
                 if self._waker is not None:
-                    self._waker.wait(self.poll_s)
+                    woken = self._waker.wait(self.poll_s)
                 else:
                     self._stop.wait(self.poll_s)
         finally:
@@ -170,14 +174,15 @@ class AgentLoop:
         jobs = self.store.list_jobs(states=[JobState.QUEUED, JobState.STARTING], limit=1)
         return bool(jobs)
 
-    def _launch(self, executor: Executor, job: Job, env: dict[str, str]) -> None:
-        try:
-            ref = executor.launch(job, _command(job), env)
-        except LuminaryError as exc:
-            self.store.job_lost(job.id, job.attempt, f"launch failed: {exc}")
-            return
-        self._launched[ref] = (job.id, job.attempt)
-        self.store.job_launched(job.id, job.attempt, ref)
+    def _launch(self, executor: Executor, jobs: list[Job], env: dict[str, str]) -> None:
+        """Launch what was claimed, in one call where the engine takes many (Ray)."""
+        refs = executor.launch_many([(job, _command(job), env) for job in jobs])
+        for job, ref in zip(jobs, refs, strict=True):
+            if isinstance(ref, BaseException):
+                self.store.job_lost(job.id, job.attempt, f"launch failed: {ref}")
+                continue
+            self._launched[ref] = (job.id, job.attempt)
+            self.store.job_launched(job.id, job.attempt, ref)
 
     def _relay(self, executor: Executor) -> None:
         """Tell local supervisors at once when one of their jobs is asked to stop (the

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from luminary.compute.models import Job, Pool
+from luminary.errors import LuminaryError
 
 __all__ = ["Executor"]
 
@@ -52,6 +53,19 @@ class Executor(abc.ABC):
         where the queue placed it) with ``env`` plus the rank variables above, and return the
         engine's reference for the attempt (a process group id, a Ray id, a Slurm job id).
         Returns once the engine has accepted the work; never waits for it to run."""
+
+    def launch_many(
+        self, launches: Sequence[tuple[Job, Sequence[str], Mapping[str, str]]]
+    ) -> list[str | BaseException]:
+        """:meth:`launch` each ``(job, command, env)``; an engine that can take many at once
+        (Ray) overrides this. Per launch: its reference, or the error that refused it."""
+        out: list[str | BaseException] = []
+        for job, command, env in launches:
+            try:
+                out.append(self.launch(job, command, env))
+            except LuminaryError as exc:
+                out.append(exc)
+        return out
 
     @abc.abstractmethod
     def poll(self, refs: Sequence[str]) -> dict[str, str | None]:

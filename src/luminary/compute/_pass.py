@@ -224,16 +224,18 @@ def run(
     half_life_s: float | None,
     *,
     every_ms: int | None = None,
+    reap: bool = True,
 ) -> int:
     """One scheduling pass; returns the number of jobs placed. With ``every_ms``, only if one
-    is due: the queue changed since the last pass, or ``every_ms`` went by."""
+    is due: the queue changed since the last pass, or ``every_ms`` went by. ``reap=False``
+    skips looking for silent attempts (a caller that looked less than a second ago)."""
     state = _state(conn)
     if every_ms is not None and not (
         state["version"] != state["scheduled_version"] or now - state["scheduled_ms"] >= every_ms
     ):
         return 0
     _lock(conn)
-    reaped = _reap(conn, runs, now, stale_ms)
+    reaped = _reap(conn, runs, now, stale_ms) if reap else False
     served = _served_pools(conn, now)
     pools = [p for p in read_pools(conn) if p.enabled and p.name in served]
     sched, usage_as_of = _scheduler(conn, now, half_life_s, pools)

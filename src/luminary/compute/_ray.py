@@ -52,7 +52,12 @@ from luminary._optional import require
 from luminary.compute._executor import Executor
 from luminary.compute._ray_remote import SUPERVISOR_NAME, Supervisor
 from luminary.compute.models import Job, JobSpec, Pool
-from luminary.errors import BackendUnavailableError, InvalidArgumentError, InvalidStateError
+from luminary.errors import (
+    BackendUnavailableError,
+    InvalidArgumentError,
+    InvalidStateError,
+    LuminaryError,
+)
 
 __all__ = ["RayExecutor"]
 
@@ -233,7 +238,10 @@ class RayExecutor(Executor):
         nodes = job.spec.nodes
         if nodes == 1:
             ref = f"{job.id}.{job.attempt}.{secrets.token_hex(4)}"
-            self._pending[ref] = supervisor.start.remote(ref, list(command), dict(env), options)
+            self._pending[ref] = (
+                supervisor.start.remote(ref, list(command), dict(env), options),
+                None,
+            )
             return ref
         if not bundle:
             bundle = {"CPU": 0.001}  # a bundle needs some resource to hold a node
@@ -256,6 +264,33 @@ class RayExecutor(Executor):
             msg = f"job {job.id}: {answer['error']}"
         raise BackendUnavailableError(msg)
 
+    def launch_many(
+        self, launches: Sequence[tuple[Job, Sequence[str], Mapping[str, str]]]
+    ) -> list[str | BaseException]:
+        """One supervisor call for all one-node jobs (the agent launches what it claimed at
+        once); gangs one by one, since each waits for its placement."""
+        supervisor = self._connect()
+        out: list[str | BaseException | None] = [None] * len(launches)
+        batch: list[tuple[str, list[str], dict[str, str], dict[str, Any]]] = []
+        where: list[int] = []
+        for i, (job, command, env) in enumerate(launches):
+            if job.spec.nodes > 1:
+                try:
+                    out[i] = self.launch(job, command, env)
+                except LuminaryError as exc:
+                    out[i] = exc
+                continue
+            options, _ = self.options_for(job.spec)
+            ref = f"{job.id}.{job.attempt}.{secrets.token_hex(4)}"
+            batch.append((ref, list(command), dict(env), options))
+            where.append(i)
+            out[i] = ref
+        if batch:
+            ack = supervisor.start_many.remote(batch)
+            for index, (ref, *_rest) in enumerate(batch):
+                self._pending[ref] = (ack, index)
+        return [x if x is not None else BackendUnavailableError("not launched") for x in out]
+
     def _settle(self, refs: Sequence[str], wait: float) -> dict[str, str | None]:
         """Read the supervisor's answers to launches of ``refs`` that have come (waiting up to
         ``wait`` seconds): ``None`` for a ref still unanswered, why it failed for one the
@@ -264,10 +299,10 @@ class RayExecutor(Executor):
         pending = {ref: self._pending[ref] for ref in refs if ref in self._pending}
         if not pending:
             return {}
-        acks = list(pending.values())
+        acks = list(dict.fromkeys(ack for ack, _ in pending.values()))
         done = set(ray.wait(acks, num_returns=len(acks), timeout=wait)[0])
         out: dict[str, str | None] = {}
-        for ref, ack in pending.items():
+        for ref, (ack, index) in pending.items():
             if ack not in done:
                 out[ref] = None
                 continue
@@ -278,6 +313,8 @@ class RayExecutor(Executor):
                 self._supervisor = None
                 out[ref] = f"not started: the Ray executor's supervisor failed: {exc}"
             else:
+                if index is not None:
+                    answer = answer[index]
                 if "error" in answer:
                     out[ref] = f"not started: {answer['error']}"
         return out

@@ -138,6 +138,12 @@ class Supervisor:
             self._refs[key] = [self._task.options(**options, name=key).remote(command, env, 0)]
         return {"ref": key}
 
+    def start_many(
+        self, launches: Sequence[tuple[str, Sequence[str], Mapping[str, str], Mapping[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """:meth:`start` for many one-node jobs in one call (what an agent claimed at once)."""
+        return [self.start(key, command, env, options) for key, command, env, options in launches]
+
     def start_gang(
         self,
         command: Sequence[str],

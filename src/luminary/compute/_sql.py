@@ -56,6 +56,34 @@ MAX_CHUNK = 64 * 1024
 MAX_LIVE_LOG = 16 * 1024 * 1024
 
 
+#: An agent's claims look for silent attempts at most this often (the server's scheduler
+#: thread and other agents look too).
+_REAP_EVERY_MS = 500
+
+# The claim's statements, built once: an agent claims many times a second when busy.
+_J = t.jobs.c
+_BEAT_CLAIMED = (
+    t.jobs.update()
+    .where(_J.agent == sa.bindparam("b_agent"), _J.state == JobState.STARTING.value)
+    .values(heartbeat_ms=sa.bindparam("b_now"))
+)
+_CLAIMABLE = (
+    _pass.select_jobs()
+    .where(
+        _J.pool == sa.bindparam("pool"),
+        _J.state == JobState.STARTING.value,
+        _J.agent.is_(None),
+    )
+    .order_by(_J.started_ms, _J.id)
+    .limit(sa.bindparam("limit"))
+)
+_CLAIM = (
+    t.jobs.update()
+    .where(_J.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(agent=sa.bindparam("b_agent"), heartbeat_ms=sa.bindparam("b_now"))
+)
+
+
 class SqlCompute(ComputeStore):
     """The queue on SQLAlchemy. ``runs`` creates each job's run; ``datasets`` checks and
     records its inputs. ``heartbeat_s`` is how often runners and agents beat; an attempt whose
@@ -80,6 +108,7 @@ class SqlCompute(ComputeStore):
         self.schedule_every_ms = int(schedule_every_s * 1000)
         self.half_life_s = half_life_s
         self.blobs_url = blobs_url
+        self._reaped_ms = 0  # when this process's claims last looked for silent attempts
 
     def _tx(self) -> Any:
         return write_tx(self.engine)
@@ -293,6 +322,7 @@ class SqlCompute(ComputeStore):
 
     def claim_jobs(self, pool: str, agent: Agent, *, limit: int = 64) -> list[Job]:
         now = now_ms()
+        reap = now - self._reaped_ms >= _REAP_EVERY_MS
         with self._tx() as conn:
             _pass.beat_agent(conn, agent, pool, now)
             _pass.run(
@@ -302,24 +332,15 @@ class SqlCompute(ComputeStore):
                 self.stale_ms,
                 self.half_life_s,
                 every_ms=self.schedule_every_ms,
+                reap=reap,
             )
-            j = t.jobs.c
-            conn.execute(
-                t.jobs.update()
-                .where(j.agent == agent.id, j.state == JobState.STARTING.value)
-                .values(heartbeat_ms=now)
-            )
-            rows = conn.execute(
-                _pass.select_jobs()
-                .where(j.pool == pool, j.state == JobState.STARTING.value, j.agent.is_(None))
-                .order_by(j.started_ms, j.id)
-                .limit(limit)
-            ).all()
+            conn.execute(_BEAT_CLAIMED, {"b_agent": agent.id, "b_now": now})
+            rows = conn.execute(_CLAIMABLE, {"pool": pool, "limit": limit}).all()
             ids = [r.id for r in rows]
             if ids:
-                conn.execute(
-                    t.jobs.update().where(j.id.in_(ids)).values(agent=agent.id, heartbeat_ms=now)
-                )
+                conn.execute(_CLAIM, {"ids": ids, "b_agent": agent.id, "b_now": now})
+        if reap:
+            self._reaped_ms = now
         return [job_from_row({**r._mapping, "agent": agent.id}) for r in rows]
 
     def list_agents(self) -> list[Agent]:

@@ -116,6 +116,21 @@ def test_a_job_runs_with_its_env_rank_and_ray_assigned_gpu(
     assert seen["gpus"] in {"0", "1"}
 
 
+def test_many_claimed_jobs_launch_in_one_call_and_each_runs(
+    executor: RayExecutor, tmp_path: Path
+) -> None:
+    launches = [
+        (job(cpus=0.5), sh(f'echo "rank=$LUMINARY_RANK" > {tmp_path / str(i)}'), {})
+        for i in range(3)
+    ]
+    refs = executor.launch_many(launches)
+    assert all(isinstance(ref, str) for ref in refs)
+    assert len(set(refs)) == 3
+    for ref in refs:
+        assert finish(executor, str(ref)) == "exited"
+    assert [report(tmp_path / str(i))["rank"] for i in range(3)] == ["0", "0", "0"]
+
+
 def test_half_gpu_jobs_share_a_device_at_the_same_time(
     executor: RayExecutor, tmp_path: Path
 ) -> None:
