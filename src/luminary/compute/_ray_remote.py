@@ -132,6 +132,7 @@ class Supervisor:
     ) -> dict[str, Any]:
         """Submit the one task of a one-node job under ``key`` (the executor's ref for it);
         ``{"ref": key}``, or ``{"error": …}`` for a key already in use."""
+        self._sweep_groups()
         with self._lock:
             if key in self._refs or key in self._finished:
                 return {"error": f"ref {key} was launched before"}
@@ -157,6 +158,7 @@ class Supervisor:
         ``placement_timeout_s``, and submit one task per bundle; ``{"ref": "pg:…"}``, or
         ``{"error": "unplaced"}`` (the group is removed again) or another ``{"error": …}``."""
         ray = _ray()
+        self._sweep_groups()
         task = self._task
         strategies = ray.util.scheduling_strategies
         group = ray.util.placement_group([dict(bundle)] * nodes, strategy="STRICT_SPREAD")
@@ -189,6 +191,14 @@ class Supervisor:
             self._refs[key] = refs
             self._groups[key] = group
         return {"ref": key}
+
+    def _sweep_groups(self) -> None:
+        """Free the placement groups of gangs whose ranks have all ended, whether or not their
+        executor polled them (it may have stopped): a group left standing holds its GPUs."""
+        with self._lock:
+            gangs = [key for key in self._groups if key in self._refs]
+        if gangs:
+            self.poll(gangs)
 
     def poll(self, keys: Sequence[str]) -> dict[str, str | None]:
         """``None`` while a ref's tasks may run, else why they ended; ``"unknown"`` for refs

@@ -169,7 +169,7 @@ def test_a_waiting_job_says_why(queue: Queue, page: Any) -> None:
     page.wait_for_url(re.compile(rf"/queue/jobs/{queue.jobs['train-c']}$"))
     why = page.locator("#why").inner_text()
     assert "no node of pool 'gpu' has 4 GPUs free" in why, why
-    assert f"project {CMS} has used" in why
+    assert f"project {CMS} has weight 2 of 3" in why
     assert "Not placed yet" in page.locator("body").inner_text()
 
 
