@@ -28,6 +28,7 @@ from luminary.compute._settings import job_heartbeat_s
 from luminary.compute._wake import Waker
 from luminary.compute.models import Agent, Job, JobState, Pool
 from luminary.errors import LuminaryError
+from luminary.names import check_name
 
 if TYPE_CHECKING:
     from luminary.store import Store
@@ -84,7 +85,7 @@ class AgentLoop:
         idle_exit_s: float | None = None,
     ) -> None:
         self.store = store
-        self.pool_name = pool
+        self.pool_name = check_name("pool", pool)  # it names the agent's wake socket too
         self.heartbeat_s = job_heartbeat_s() if heartbeat_s is None else heartbeat_s
         self.poll_s = poll_s
         self.idle_exit_s = idle_exit_s

@@ -264,7 +264,7 @@ class JobSpec:
     parent_run: str | None = None
 
     def __post_init__(self) -> None:
-        check_name(self.project, "project")
+        check_name("project", self.project)
         command = _str_tuple("command", self.command)
         object.__setattr__(self, "command", command)
         if bool(command) == (self.function is not None):
@@ -302,7 +302,7 @@ class JobSpec:
                 _bad("inputs", ref, "name dataset versions as name@version")
         object.__setattr__(self, "inputs", inputs)
         if self.pool is not None:
-            check_name(self.pool, "pool")
+            check_name("pool", self.pool)
         object.__setattr__(self, "env", _str_map("env", self.env))
         object.__setattr__(self, "tags", _str_map("tags", self.tags))
         if not isinstance(self.params, Mapping):
@@ -435,7 +435,7 @@ class Pool:
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        check_name(self.name, "pool")
+        check_name("pool", self.name)
         if self.executor not in EXECUTORS:
             _bad("executor", self.executor, f"executors are {', '.join(EXECUTORS)}")
         object.__setattr__(self, "nodes", int(_count("nodes", self.nodes, whole=True, minimum=1)))
@@ -507,7 +507,7 @@ class Quota:
     borrow_cpus: float | None = None
 
     def __post_init__(self) -> None:
-        check_name(self.project, "project")
+        check_name("project", self.project)
         object.__setattr__(self, "gpus", _count("gpus", self.gpus))
         object.__setattr__(self, "cpus", _count("cpus", self.cpus))
         object.__setattr__(self, "memory_mb", parse_memory(self.memory_mb, "memory"))
@@ -516,7 +516,7 @@ class Quota:
             _bad("weight", self.weight, "give a positive weight")
         object.__setattr__(self, "weight", weight)
         if self.cohort is not None:
-            check_name(self.cohort, "cohort")
+            check_name("cohort", self.cohort)
         for name in ("borrow_gpus", "borrow_cpus"):
             value = getattr(self, name)
             if value is not None:

@@ -246,7 +246,7 @@ def router(store: Store, guard: Guard) -> APIRouter:
     @r.post("/compute/claim")
     def claim(body: ClaimIn, caller: Caller) -> Response:
         guard.check_admin(caller, "claiming jobs (agents run with a server admin's token)")
-        check_name(body.pool, "pool")
+        check_name("pool", body.pool)
         agent = _agent(body.agent)
         return ok([enc_job(j) for j in store.claim_jobs(body.pool, agent, limit=body.limit)])
 
