@@ -177,7 +177,7 @@ class AgentLoop:
 
     def _launch(self, executor: Executor, jobs: list[Job], env: dict[str, str]) -> None:
         """Launch what was claimed, in one call where the engine takes many (Ray)."""
-        refs = executor.launch_many([(job, _command(job), env) for job in jobs])
+        refs = executor.launch_many([(job, runner_command(job), env) for job in jobs])
         for job, ref in zip(jobs, refs, strict=True):
             if isinstance(ref, BaseException):
                 self.store.job_lost(job.id, job.attempt, f"launch failed: {ref}")
@@ -211,7 +211,3 @@ class AgentLoop:
                 self.store.job_lost(job_id, attempt, gone)
             elif job.state.active and job.cancel_requested:
                 executor.kill(ref)
-
-
-def _command(job: Job) -> list[str]:
-    return runner_command(job)

@@ -57,6 +57,8 @@ class RunWriter(Protocol):
 
     def write_tags(self, conn: sa.Connection, run_id: str, tags: Mapping[str, str]) -> None: ...
 
+    def write_heartbeat(self, conn: sa.Connection, run_id: str, now_ms: int) -> None: ...
+
 
 _RUN_STATUS = {
     JobState.SUCCEEDED: RunStatus.FINISHED,
@@ -507,7 +509,9 @@ def start_task(conn: sa.Connection, row: Mapping[Any, Any], rank: int, node: str
     conn.execute(t.jobs.update().where(t.jobs.c.id == row["id"]).values(**update))
 
 
-def beat_task(conn: sa.Connection, job_id: str, attempt: int, rank: int, now: int) -> Signals:
+def beat_task(
+    conn: sa.Connection, runs: RunWriter, job_id: str, attempt: int, rank: int, now: int
+) -> Signals:
     j, k = t.jobs.c, t.job_tasks.c
     row = conn.execute(sa.select(t.jobs).where(j.id == job_id)).first()
     if row is None:
@@ -525,6 +529,8 @@ def beat_task(conn: sa.Connection, job_id: str, attempt: int, rank: int, now: in
         .values(heartbeat_ms=now)
     )
     conn.execute(t.jobs.update().where(j.id == job_id).values(heartbeat_ms=now))
+    # the job's run lives while its job does (tracking reaps runs whose heartbeat stops)
+    runs.write_heartbeat(conn, row.run_id, now)
     if row.cancel_requested:
         return Signals(stop=True, reason=row.reason or "cancelled")
     if row.preempt_requested:

@@ -390,7 +390,7 @@ class SqlCompute(ComputeStore):
 
     def task_heartbeat(self, job_id: str, attempt: int, rank: int) -> Signals:
         with self._tx() as conn:
-            return _pass.beat_task(conn, job_id, attempt, rank, now_ms())
+            return _pass.beat_task(conn, self._runs, job_id, attempt, rank, now_ms())
 
     def append_job_logs(self, job_id: str, chunks: Sequence[LogChunk]) -> None:
         rows = []

@@ -245,13 +245,18 @@ class SqlTracking(TrackingStore):
     def heartbeat(self, run_id: str, now_ms: int) -> None:
         check_int("now_ms", now_ms, low=0)
         with write_tx(self.engine) as conn:
-            conn.execute(
-                t.runs.update()
-                .where(t.runs.c.id == run_id)
-                .where(t.runs.c.status.in_([RunStatus.RUNNING.value, RunStatus.KILLED.value]))
-                .where(t.runs.c.end_ms.is_(None) | (t.runs.c.status == RunStatus.KILLED.value))
-                .values(heartbeat_ms=now_ms, status=RunStatus.RUNNING.value, end_ms=None)
-            )
+            self.write_heartbeat(conn, run_id, now_ms)
+
+    def write_heartbeat(self, conn: sa.Connection, run_id: str, now_ms: int) -> None:
+        """:meth:`heartbeat` inside the caller's write transaction (a job's runner beats its
+        run with its task)."""
+        conn.execute(
+            t.runs.update()
+            .where(t.runs.c.id == run_id)
+            .where(t.runs.c.status.in_([RunStatus.RUNNING.value, RunStatus.KILLED.value]))
+            .where(t.runs.c.end_ms.is_(None) | (t.runs.c.status == RunStatus.KILLED.value))
+            .values(heartbeat_ms=now_ms, status=RunStatus.RUNNING.value, end_ms=None)
+        )
 
     def reap_stale_runs(self, now_ms: int | None = None) -> int:
         cutoff = (
