@@ -89,12 +89,14 @@ __all__ = [
     "datasets",
     "energy",
     "jobs",
+    "tune",
     *sorted(_LAZY),
 ]
 
 if TYPE_CHECKING:
     from luminary import datasets as datasets
     from luminary import energy as energy
+    from luminary import tune as tune
     from luminary.compute import jobs as jobs
     from luminary.config import Settings as Settings
     from luminary.lineage import lineage as lineage
@@ -182,7 +184,7 @@ _current.install_opener(_open_store)
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("datasets", "energy"):
+    if name in ("datasets", "energy", "tune"):
         value = importlib.import_module(f"luminary.{name}")
         globals()[name] = value
         return value
@@ -200,4 +202,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | {"jobs"})
+    return sorted(set(globals()) | set(_LAZY) | {"jobs", "tune"})

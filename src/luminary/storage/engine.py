@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from luminary.errors import (
 
 __all__ = [
     "HEAD_REVISION",
+    "RawSession",
     "create_engine",
     "migrate",
     "missing_version",
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 #: The newest migration; a test asserts it matches Alembic's head.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK_KEY = 0x4C554D494E  # "LUMIN"
@@ -129,6 +131,91 @@ def write_tx(engine: sa.Engine) -> Iterator[sa.Connection]:
 def read_tx(engine: sa.Engine) -> Iterator[sa.Connection]:
     with _translate_errors(engine), engine.connect() as conn, conn.begin():
         yield conn
+
+
+class RawSession:
+    """Transactions straight on the driver's connections, for hot paths where SQLAlchemy's
+    cost per statement (~100 µs of CPU, against ~5 µs for the statement itself on SQLite)
+    would dominate: an Optuna trial's ask and tell. SQL is written with ``?`` placeholders
+    and works on SQLite and PostgreSQL alike (:meth:`sql` adapts it once).
+
+    Connections come from the engine's pool and are kept between transactions (at most
+    ``keep``); driver errors are translated as :func:`write_tx` does, except integrity
+    errors, which the caller maps (:attr:`integrity_error`). Thread safety: each transaction
+    has its own connection; safe to share between threads.
+    """
+
+    def __init__(self, engine: sa.Engine, *, keep: int = 4) -> None:
+        self.engine = engine
+        self.is_pg = engine.dialect.name == "postgresql"
+        self.integrity_error: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
+        self._free: list[Any] = []
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._sql: dict[str, str] = {}
+
+    def sql(self, text: str) -> str:
+        """``text`` with the driver's placeholders (``%s`` on PostgreSQL)."""
+        out = self._sql.get(text)
+        if out is None:
+            out = self._sql[text] = text.replace("?", "%s") if self.is_pg else text
+        return out
+
+    @contextlib.contextmanager
+    def tx(self, *, write: bool = True) -> Iterator[Any]:
+        """A transaction's DBAPI cursor: committed on success, rolled back on error. On
+        SQLite a read (``write=False``) runs each statement in its own snapshot (autocommit):
+        use it for single-statement reads."""
+        with _translate_errors(self.engine):
+            with self._lock:
+                conn = self._free.pop() if self._free else None
+            if conn is None:
+                conn = self.engine.raw_connection()
+            ok = False
+            try:
+                cur = conn.cursor()
+                if write and not self.is_pg:
+                    cur.execute("BEGIN IMMEDIATE")
+                yield cur
+                if self.is_pg:
+                    conn.commit()
+                elif write:
+                    cur.execute("COMMIT")
+                ok = True
+            finally:
+                if not ok:
+                    self._rollback(conn)
+                self._release(conn, healthy=ok or self._alive(conn))
+
+    def _rollback(self, conn: Any) -> None:
+        try:
+            if self.is_pg:
+                conn.rollback()
+            else:
+                conn.cursor().execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - the connection is dropped below if it is broken
+            return
+
+    def _alive(self, conn: Any) -> bool:
+        if not self.is_pg:
+            return not conn.driver_connection.in_transaction
+        return not conn.driver_connection.closed
+
+    def _release(self, conn: Any, *, healthy: bool) -> None:
+        with self._lock:
+            if healthy and len(self._free) < self._keep:
+                self._free.append(conn)
+                return
+        try:
+            conn.close() if healthy else conn.invalidate()
+        except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+            return
+
+    def close(self) -> None:
+        with self._lock:
+            free, self._free = self._free, []
+        for conn in free:
+            conn.close()
 
 
 @contextlib.contextmanager

@@ -428,6 +428,56 @@ compute_state = sa.Table(
 )
 
 
+# -- tune ---------------------------------------------------------------------------------
+#: The values of ``tune_trials.state`` (Optuna's trial states, lower case).
+TRIAL_STATES = ("running", "complete", "pruned", "fail", "waiting")
+
+# hyperparameter studies: Optuna's integer ids (its storage API needs them; the public names
+# are the project and the study's name), the run that parents the trials' runs, directions
+# and attributes as JSON, and the next trial number
+tune_studies = sa.Table(
+    "tune_studies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", ID, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("directions", sa.Text, nullable=False),  # JSON list
+    sa.Column("user_attrs", sa.Text, nullable=False),  # JSON
+    sa.Column("system_attrs", sa.Text, nullable=False),  # JSON
+    sa.Column("next_number", sa.Integer, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
+# one row per trial; each trial is also a run (params, values and intermediate values are
+# written to the run in the same commit, so trials are searchable like any run)
+tune_trials = sa.Table(
+    "tune_trials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "study_id", sa.Integer, sa.ForeignKey("tune_studies.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("values_json", sa.Text, nullable=True),  # JSON list; inf as text
+    sa.Column("start_ms", sa.BigInteger, nullable=True),
+    sa.Column("complete_ms", sa.BigInteger, nullable=True),
+    sa.Column("heartbeat_ms", sa.BigInteger, nullable=True),
+    sa.Column("params", sa.Text, nullable=False),  # JSON {name: [internal, distribution, external]}
+    sa.Column("intermediate", sa.Text, nullable=False),  # JSON [[step, value], ...]
+    sa.Column("user_attrs", sa.Text, nullable=False),  # JSON
+    sa.Column("system_attrs", sa.Text, nullable=False),  # JSON
+    sa.UniqueConstraint("study_id", "number"),
+    sa.Index(None, "study_id", "id"),  # what a process has not seen yet: id > its last
+    sa.Index(None, "study_id", "state"),
+    sa.Index(None, "state", "heartbeat_ms"),
+    sa.Index(None, "run_id"),
+)
+
+
 def select_named(table: sa.Table) -> sa.Select[Any]:
     """A models or datasets row (id, name, description, created_ms) with its project's name."""
     c, p = table.c, projects.c

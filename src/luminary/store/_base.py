@@ -17,12 +17,14 @@ from luminary.compute import ComputeStore
 from luminary.datasets import DatasetStore
 from luminary.registry import RegistryStore
 from luminary.tracking import TrackingStore
+from luminary.tune import TuneStore
 
 __all__ = ["Store"]
 
 
-class Store(TrackingStore, RegistryStore, DatasetStore, ComputeStore, abc.ABC):
+class Store(TrackingStore, RegistryStore, DatasetStore, ComputeStore, TuneStore, abc.ABC):
     """Runs (:class:`~luminary.tracking.TrackingStore`), models
     (:class:`~luminary.registry.RegistryStore`), datasets
-    (:class:`~luminary.datasets.DatasetStore`) and the job queue
-    (:class:`~luminary.compute.ComputeStore`) over one database and one blob store."""
+    (:class:`~luminary.datasets.DatasetStore`), the job queue
+    (:class:`~luminary.compute.ComputeStore`) and hyperparameter studies
+    (:class:`~luminary.tune.TuneStore`) over one database and one blob store."""

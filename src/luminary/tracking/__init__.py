@@ -40,10 +40,12 @@ from luminary.tracking.models import (
 )
 
 if TYPE_CHECKING:
+    from luminary.tracking._rows import RunRows
     from luminary.tracking._sql import SqlTracking
 
 __all__ = [
     "ArtifactEntry",
+    "RunRows",
     "MetricHistory",
     "MetricPoint",
     "ParamValue",
@@ -77,4 +79,8 @@ def __getattr__(name: str) -> Any:
         from luminary.tracking._sql import SqlTracking
 
         return SqlTracking
+    if name == "RunRows":
+        from luminary.tracking._rows import RunRows
+
+        return RunRows
     raise AttributeError(name)

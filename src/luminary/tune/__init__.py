@@ -1,0 +1,85 @@
+"""Tune: hyperparameter search at scale, on Optuna.
+
+Optuna does the searching (TPE, GP, CMA-ES, NSGA-II, random and grid samplers; median,
+ASHA and Hyperband pruners); Luminary keeps the studies, runs the trials and ties each to
+its data, code, energy and model.
+
+- ``models.py`` — values: :class:`StudyRecord`, :class:`TrialRecord`, :class:`TrialPatch`.
+- ``_base.py`` — :class:`TuneStore`, tune's part of the Store; ``_sql.py`` implements it
+  (each trial is written with its run, in one commit).
+- ``_optuna.py`` — :class:`LuminaryStorage`, Optuna's ``BaseStorage`` on any Luminary store
+  (SQLite, PostgreSQL, REST): ``optuna.create_study(storage=lm.tune.storage())``.
+- ``_api.py`` — the SDK: :func:`storage`, :func:`optimize` (trials in this process, or as
+  jobs on GPU fractions), :func:`best` (noise-aware selection), :func:`register_best`.
+- ``_noise.py`` — repeated seeds per configuration: mean ± standard error, and selection by a
+  lower confidence bound.
+- ``_worker.py`` — what a trial job runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from luminary._lazy import lazy_getattr
+from luminary.tune._base import TuneStore
+from luminary.tune.models import (
+    FINISHED_STATES,
+    TRIAL_STATES,
+    ParamRecord,
+    StudyRecord,
+    StudySummary,
+    TrialPatch,
+    TrialRecord,
+)
+
+if TYPE_CHECKING:
+    from luminary.tune._api import (
+        best,
+        current_seed,
+        load_study,
+        optimize,
+        register_best,
+        storage,
+        trial_run_id,
+    )
+    from luminary.tune._noise import NoisyValue, select
+    from luminary.tune._optuna import LuminaryStorage
+    from luminary.tune._sql import SqlTune
+
+__all__ = [
+    "FINISHED_STATES",
+    "TRIAL_STATES",
+    "LuminaryStorage",
+    "NoisyValue",
+    "ParamRecord",
+    "SqlTune",
+    "StudyRecord",
+    "StudySummary",
+    "TrialPatch",
+    "TrialRecord",
+    "TuneStore",
+    "best",
+    "current_seed",
+    "load_study",
+    "optimize",
+    "register_best",
+    "select",
+    "storage",
+    "trial_run_id",
+]
+
+__getattr__ = lazy_getattr(
+    {
+        "LuminaryStorage": "luminary.tune._optuna",
+        "SqlTune": "luminary.tune._sql",
+        "NoisyValue": "luminary.tune._noise",
+        "select": "luminary.tune._noise",
+        "best": "luminary.tune._api",
+        "current_seed": "luminary.tune._api",
+        "load_study": "luminary.tune._api",
+        "optimize": "luminary.tune._api",
+        "register_best": "luminary.tune._api",
+        "storage": "luminary.tune._api",
+        "trial_run_id": "luminary.tune._api",
+    }
+)
