@@ -19,7 +19,6 @@ from rich.table import Table
 from luminary.tracking.models import ParamValue
 
 if TYPE_CHECKING:
-    from luminary.demo._deepsets import TrainResult
     from luminary.demo._jets import JetSample
     from luminary.demo._serve import ServeResult
 
@@ -33,7 +32,10 @@ class DemoConfig:
     model: str = "deepsets-jet-tagger"
     n_jets: int = 20_000
     max_constituents: int = 30
-    hidden: tuple[int, ...] = (16, 32, 64)  # one child run per width
+    hidden: tuple[int, ...] = (16, 32, 64)  # the widths the study chooses from
+    study: str = "deepsets-tuning"
+    trials: int = 6  # trials of the study, each a job and a child run
+    parallel: int = 2
     epochs: int = 8
     batch_size: int = 256
     lr: float = 1e-2
@@ -44,7 +46,7 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class DemoResult:
-    run_id: str  # the parent (scan) run
+    run_id: str  # the study's run (the trials' parent)
     best_run_id: str
     dataset: str  # name@version
     model: str  # name@version, aliased production
@@ -60,7 +62,7 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
     from luminary import datasets
     from luminary.demo._jets import CLASSES, FEATURES, make_jets, train_test_split
     from luminary.demo._rootio import read_jets_root, write_jets_root
-    from luminary.demo._scan import run_scan
+    from luminary.demo._scan import run_study
 
     cfg = config or DemoConfig()
     con = console or Console()
@@ -98,12 +100,11 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
         seed=cfg.seed,
     )
 
-    # 3. A width scan: one parent run; one job per width, each a child run recording the data.
+    # 3. A hyperparameter study: each trial a job and a child run of the study's run.
     shared: dict[str, ParamValue] = {
         "model": "deepsets",
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
-        "lr": cfg.lr,
         "seed": cfg.seed,
         "n_train": len(train_set),
         "n_val": len(val_set),
@@ -111,30 +112,18 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
         "features": list(FEATURES),
         "classes": list(CLASSES),
     }
-    results: list[tuple[str, int, TrainResult, Any]] = []
-    points = 0
-    with lm.start_run(
-        project=cfg.project,
-        name="deepsets-width-scan",
-        params=shared | {"scan.hidden": list(cfg.hidden)},
-        tags={"task": "jet-tagging", "data": data.ref, "kind": "scan"},
-    ) as parent:
-        parent.use_dataset(data.ref)
-        con.print(f"[green]✓[/] scan run [bold]{parent.name}[/] ({parent.id}) in {cfg.project}")
-        for run_id, hidden, result, model, n_points in run_scan(
-            cfg, shared, data.ref, parent.id, con
-        ):
-            results.append((run_id, hidden, result, model))
-            points += n_points
-        best = max(results, key=lambda r: r[2].val_auc)
-        parent.log({"best_val_auc": best[2].val_auc, "best_val_accuracy": best[2].val_accuracy})
-        parent.set_tags({"best_run": best[0]})
-        parent.flush()
-        points += parent.points_written
+    study = run_study(cfg, shared, data.ref, con)
+    results = _trial_rows(study, store)
+    best_trial = lm.tune.best(study)
+    best = next(r for r in results if r[0] == store.get_trial(best_trial._trial_id).run_id)
+    study_run = store.get_study(cfg.project, cfg.study).run_id
+    points = sum(_points(r[0]) for r in results)
+    store.set_tags(study_run, {"best_run": best[0], "task": "jet-tagging", "data": data.ref})
+    model = _load_model(best[0])
 
     # 4. The best model as ONNX, checked against NumPy, registered and put in production.
-    registered, max_diff = _register_best(cfg, best[0], best[3], val_set, con)
-    _report(con, cfg, results, best, points, parent.id, store, data.ref, registered, max_diff)
+    registered, max_diff = _register_best(cfg, best[0], model, val_set, con)
+    _report(con, cfg, results, best, points, study_run, store, data.ref, registered, max_diff)
 
     # 5. Inference as a service: the production model served, driven over gRPC.
     serving = None
@@ -150,16 +139,16 @@ def run_demo(config: DemoConfig | None = None, console: Console | None = None) -
         )
 
     # 6. What it used and what it cost: energy per run with its source, then the price sheet.
-    _energy_and_cost(con, cfg, results, parent.id)
+    _energy_and_cost(con, cfg, results, study_run)
     elapsed = time.perf_counter() - t0
     con.print(f"[dim]demo finished in {elapsed:.1f} s[/]")
     return DemoResult(
-        parent.id,
+        study_run,
         best[0],
         data.ref,
         registered,
-        best[2].val_accuracy,
-        best[2].val_auc,
+        best[5],
+        best[6],
         points,
         elapsed,
         serving,
@@ -209,13 +198,67 @@ def _onnx_agreement(path: Path, model: Any, sample: JetSample) -> float | None:
     return float(np.abs(probs - model.predict_proba(x, mask)).max())
 
 
+#: One trial of the study as the demo reports it: run id, trial number, width, learning rate,
+#: state, validation accuracy and AUC (last epoch), training seconds.
+Row = tuple[str, int, Any, float, str, float, float, float]
+
+
+def _trial_rows(study: Any, store: Any) -> list[Row]:
+    import luminary as lm
+
+    rows: list[Row] = []
+    for t in study.get_trials(deepcopy=False):
+        run_id = store.get_trial(t._trial_id).run_id
+        m = lm.get_run(run_id).metrics
+        rows.append(
+            (
+                run_id,
+                t.number,
+                t.params.get("hidden"),
+                float(t.params.get("lr", float("nan"))),
+                t.state.name.lower(),
+                float(m.get("val_accuracy", float("nan"))),
+                float(m.get("val_auc", float("nan"))),
+                float(m.get("train_seconds", float("nan"))),
+            )
+        )
+    return rows
+
+
+def _points(run_id: str) -> int:
+    import luminary as lm
+
+    return sum(len(lm.get_metric_history(run_id, k)) for k in lm.get_run(run_id).metrics)
+
+
+def _load_model(run_id: str) -> Any:
+    import luminary as lm
+    from luminary.demo._deepsets import DeepSets
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (path,) = lm.download_artifacts(run_id, "model/deepsets.npz", dest=tmp)
+        return DeepSets.load(path)
+
+
+def _confusion(run_id: str) -> Any:
+    import json
+
+    import numpy as np
+
+    import luminary as lm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (path,) = lm.download_artifacts(run_id, "model/confusion.json", dest=tmp)
+        return np.array(json.loads(path.read_text())["rows_true_cols_predicted"])
+
+
 def _report(
     con: Console,
     cfg: DemoConfig,
-    results: list[tuple[str, int, TrainResult, Any]],
-    best: tuple[str, int, TrainResult, Any],
+    results: list[Row],
+    best: Row,
     points: int,
-    parent_id: str,
+    study_run: str,
     store: object,
     data_ref: str,
     model_ref: str,
@@ -225,40 +268,45 @@ def _report(
 
     from luminary.demo._jets import CLASSES
 
-    scan = Table(title="width scan (validation set)", title_justify="left")
-    for col in ("run", "hidden", "parameters", "accuracy", "AUC", "train time"):
-        scan.add_column(col, justify="left" if col == "run" else "right")
-    for run_id, hidden, res, model in results:
-        n_params = model.n_parameters
+    scan = Table(title=f"study {cfg.study} (validation set)", title_justify="left")
+    for col in ("run", "trial", "hidden", "lr", "state", "accuracy", "AUC", "train time"):
+        scan.add_column(col, justify="left" if col in ("run", "state") else "right")
+    for run_id, number, hidden, lr, state, acc, auc, secs in results:
         style = "bold green" if run_id == best[0] else ""
         scan.add_row(
             run_id,
+            str(number),
             str(hidden),
-            f"{n_params:,}",
-            f"{res.val_accuracy:.3f}",
-            f"{res.val_auc:.4f}",
-            f"{res.elapsed_s:.1f} s",
+            f"{lr:.4f}",
+            state,
+            f"{acc:.3f}",
+            f"{auc:.4f}",
+            f"{secs:.1f} s" if secs == secs else "-",
             style=style,
         )
     con.print(scan)
 
-    res = best[2]
-    efficiency = np.diag(res.confusion) / np.maximum(res.confusion.sum(axis=1), 1)
-    table = Table(title=f"best: hidden={best[1]}", title_justify="left", show_header=False)
+    confusion = _confusion(best[0])
+    efficiency = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
+    table = Table(
+        title=f"best: trial {best[1]}, hidden={best[2]}, lr={best[3]:.4f}",
+        title_justify="left",
+        show_header=False,
+    )
     table.add_column(style="bold")
     table.add_column(justify="right")
-    table.add_row("validation accuracy", f"{res.val_accuracy:.3f}")
-    table.add_row("validation AUC (one-vs-rest, macro)", f"{res.val_auc:.4f}")
+    table.add_row("validation accuracy", f"{best[5]:.3f}")
+    table.add_row("validation AUC (one-vs-rest, macro)", f"{best[6]:.4f}")
     for name, eff in zip(CLASSES, efficiency, strict=True):
         table.add_row(f"  {name} jets correctly tagged", f"{eff:.3f}")
-    table.add_row("metric points logged (all runs)", f"{points:,}")
+    table.add_row("metric points logged (all trials)", f"{points:,}")
     con.print(table)
 
     where = Table(title="where everything is stored", title_justify="left", show_header=False)
     where.add_column(style="bold")
     where.add_column()
     where.add_row("data", f"{data_ref} (ROOT, copy mode)")
-    where.add_row("runs", f"scan {parent_id}, best {best[0]} (project {cfg.project})")
+    where.add_row("runs", f"study {study_run}, best trial {best[0]} (project {cfg.project})")
     where.add_row("model", f"{model_ref} = {cfg.model}@production (ONNX)")
     where.add_row("metadata", _describe_db(store))
     where.add_row(
@@ -277,6 +325,7 @@ def _report(
         "next: "
         f"[cyan]luminary lineage {cfg.model}@production[/] · "
         f"[cyan]luminary datasets get {data_ref}[/] · "
+        f"[cyan]luminary tune show {cfg.study} -p {cfg.project}[/] · "
         f"[cyan]luminary runs list -p {cfg.project}[/] · "
         f"[cyan]luminary runs get {best[0]}[/] · "
         f"[cyan]luminary runs metrics {best[0]} val_auc[/] · "
@@ -286,9 +335,7 @@ def _report(
     )
 
 
-def _energy_and_cost(
-    con: Console, cfg: DemoConfig, results: list[tuple[str, int, TrainResult, Any]], scan: str
-) -> None:
+def _energy_and_cost(con: Console, cfg: DemoConfig, results: list[Row], scan: str) -> None:
     import luminary as lm
     from luminary.cli.cost import print_report
     from luminary.costs import cost_report

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         load_study,
         optimize,
         register_best,
+        resume,
         storage,
         trial_run_id,
     )
@@ -63,6 +64,7 @@ __all__ = [
     "load_study",
     "optimize",
     "register_best",
+    "resume",
     "select",
     "storage",
     "trial_run_id",
@@ -79,6 +81,7 @@ __getattr__ = lazy_getattr(
         "load_study": "luminary.tune._api",
         "optimize": "luminary.tune._api",
         "register_best": "luminary.tune._api",
+        "resume": "luminary.tune._api",
         "storage": "luminary.tune._api",
         "trial_run_id": "luminary.tune._api",
     }

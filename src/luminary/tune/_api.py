@@ -150,7 +150,7 @@ def optimize(
     time_limit: float | str | None = None,
     seeds: int = 1,
     timeout: float | None = None,
-    catch: Sequence[type[BaseException]] = (),
+    catch: Sequence[type[Exception]] = (),
     progress: bool = True,
     store: Store | None = None,
 ) -> optuna.Study:
@@ -186,12 +186,12 @@ def optimize(
         )
         st.close()
         return the_study
-    import cloudpickle
+    import cloudpickle  # type: ignore[import-untyped]
 
     args = (the_study.study_name, proj, objective, the_study.sampler, the_study.pruner, seeds)
     payload = (args, tuple(catch))
     digest = store.blobs.put_bytes(cloudpickle.dumps(payload)).digest
-    plan = {
+    plan: dict[str, Any] = {
         "target": len(the_study.trials) + _pending_jobs(store, the_study, proj) + n_trials,
         "parallel": parallel,
         "payload": digest,
@@ -229,7 +229,7 @@ def resume(
     store = store or get_store()
     proj = _project(project)
     the_study = load_study(name, project=proj, store=store)
-    plan = the_study.system_attrs.get(PLAN_ATTR)
+    plan = the_study._storage.get_study_system_attrs(the_study._study_id).get(PLAN_ATTR)
     if not isinstance(plan, dict):
         msg = (
             f"study {name!r} did not run as jobs, so its objective is not in the store; "
@@ -258,7 +258,10 @@ def best(study: optuna.Study, *, rule: str = "lcb", z: float = 1.0) -> optuna.tr
         msg = "best() needs a single-objective study; use study.best_trials (the Pareto front)"
         raise InvalidArgumentError(msg)
     maximize = study.direction.name == "MAXIMIZE"
-    return select(study.get_trials(deepcopy=False), maximize=maximize, rule=rule, z=z)
+    chosen: optuna.trial.FrozenTrial = select(
+        study.get_trials(deepcopy=False), maximize=maximize, rule=rule, z=z
+    )
+    return chosen
 
 
 def register_best(
@@ -281,9 +284,7 @@ def register_best(
     from luminary.tracking import download_artifacts
 
     store = store or get_store()
-    the_study = (
-        load_study(study, project=project, store=store) if isinstance(study, str) else study
-    )
+    the_study = load_study(study, project=project, store=store) if isinstance(study, str) else study
     trial = best(the_study, rule=rule)
     run_id = _run_of(the_study, trial, store)
     names = {a.path for a in store.list_artifacts(run_id)}
@@ -297,7 +298,7 @@ def register_best(
         raise NotFoundError(msg)
     run = store.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="luminary-best-") as tmp:
-        local = download_artifacts(run_id, path, dest=tmp)
+        (local,) = download_artifacts(run_id, path, dest=tmp)
         return register_model(
             model,
             local,
@@ -365,7 +366,9 @@ def _drive(
             ended = _wait_any(store, in_flight, deadline)
             if ended is None:  # timeout: the jobs in flight go on and finish their trials
                 return
-            for job_id, state in ended:
+            # a job that ended with its trial still running died with it: fail it now
+            _fail_trials_of(study, [run_id for _, _, run_id in ended])
+            for job_id, state, _ in ended:
                 in_flight.pop(job_id, None)
                 done += 1
                 if state is not JobState.SUCCEEDED:
@@ -383,17 +386,26 @@ def _drive(
             bar.close()
 
 
+def _fail_trials_of(study: optuna.Study, run_ids: list[str]) -> None:
+    from luminary.tune._optuna import LuminaryStorage
+
+    st = study._storage
+    if run_ids and isinstance(st, LuminaryStorage):
+        st.fail_stale(study._study_id, run_ids=run_ids, reason="its job ended")
+
+
 def _wait_any(
     store: Store, in_flight: dict[str, Any], deadline: float | None
-) -> list[tuple[str, JobState]] | None:
-    """The jobs in flight that have ended (waiting until one has); ``None`` at the deadline."""
+) -> list[tuple[str, JobState, str]] | None:
+    """The jobs in flight that have ended (waiting until one has), with their runs; ``None``
+    at the deadline."""
     version = None
     while True:
         ended = []
         for job_id in list(in_flight):
             job = store.get_job(job_id)
             if job.state.done:
-                ended.append((job_id, job.state))
+                ended.append((job_id, job.state, job.run_id))
         if ended or not in_flight:
             return ended
         if deadline is not None and time.monotonic() >= deadline:
@@ -412,7 +424,8 @@ def _pending_jobs(store: Store, study: optuna.Study, project: str) -> int:
     from luminary.compute import JobState
 
     trial_runs = {
-        r.run_id for r in store.read_trials(study._study_id)  # type: ignore[attr-defined]
+        r.run_id
+        for r in store.read_trials(study._study_id)
     }
     return sum(
         1
@@ -440,8 +453,8 @@ def _study(
     return optuna.create_study(
         storage=st,
         study_name=study,
-        direction=direction,
-        directions=directions,
+        direction=direction,  # type: ignore[arg-type]
+        directions=directions,  # type: ignore[arg-type]
         sampler=sampler,
         pruner=pruner,
         load_if_exists=True,
@@ -468,8 +481,7 @@ def _progress(enabled: bool, total: int, name: str) -> Any:
     if not enabled or total < 2:
         return None
     try:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
     except ImportError:  # Optuna brings tqdm; without it, no bar
         return None
     return tqdm(total=total, desc=f"study {name}", unit="trial")
-

@@ -18,8 +18,9 @@ How it stays cheap (Optuna's own storages spend 10-100 ms per trial):
   ``flush_s`` of a running trial's reports — and that trial is failed by its heartbeat.
   ``flush_s=0`` writes every call through.
 - **Heartbeats.** A background thread beats every trial this process runs (and its run)
-  every ``heartbeat_s``; a trial whose worker died is failed by the next worker that looks
-  (Optuna's ``fail_stale_trials``, with its retry callback if given) after ``grace_s``.
+  every ``heartbeat_s``, in ``Study.optimize`` and ask/tell alike; a trial silent for
+  ``grace_s`` is failed by the next process that reads the study (at most once per
+  ``heartbeat_s``, :meth:`LuminaryStorage.fail_stale`), with the retry callback if given.
 
 Thread safety: one lock guards the cache; Optuna's ``n_jobs`` threads may share a storage.
 """
@@ -33,7 +34,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Collection, Container, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -152,6 +153,7 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
         self._run_ids: dict[int, str] = {}
         self._numbers: dict[int, int] = {}
         self._to_json: dict[_dists.BaseDistribution, str] = {}
+        self._stale_checked: dict[int, float] = {}
         self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -396,6 +398,7 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
         deepcopy: bool = True,
         states: Container[TrialState] | None = None,
     ) -> list[FrozenTrial]:
+        self._maybe_fail_stale(study_id)
         with self._lock:
             study = self._refresh(study_id)
             if states is not None and tuple(states) == (TrialState.WAITING,):  # type: ignore[arg-type]
@@ -453,10 +456,55 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
             return [i for i in stale if i not in self._owned]
 
     def get_heartbeat_interval(self) -> int | None:
-        return int(self.heartbeat_s)
+        # Luminary beats every trial this process runs (ask/tell too, not only inside
+        # Study.optimize) and fails stale trials itself (fail_stale); Optuna's own heartbeat
+        # thread and its warning for ask/tell are not needed.
+        return None
 
     def get_heartbeat_stale_trial_callback(self) -> Callable[[Any, FrozenTrial], None] | None:
         return self.failed_trial_callback
+
+    # -- trials whose worker is gone --------------------------------------------------------
+    def fail_stale(
+        self, study_id: int, *, run_ids: Collection[str] = (), reason: str = "heartbeat"
+    ) -> list[int]:
+        """Fail the running trials whose worker is gone — silent for longer than ``grace_s``,
+        or held by one of ``run_ids`` (the runs of jobs that ended) — and run
+        ``failed_trial_callback`` for each (``RetryFailedTrialCallback`` requeues them).
+        Returns the trial ids failed here (another process may have failed some first)."""
+        stale = set(self._get_stale_trial_ids(study_id))
+        if run_ids:
+            wanted = set(run_ids)
+            with self._lock:
+                study = self._refresh(study_id)
+                for t in study.all():
+                    if t.state == TrialState.RUNNING and self._run_ids.get(t._trial_id) in wanted:
+                        stale.add(t._trial_id)
+        failed = []
+        for trial_id in sorted(stale):
+            patch = TrialPatch(state="fail", system_attrs={"luminary:fail_reason": reason})
+            try:
+                self.store.update_trial(trial_id, patch)
+            except InvalidStateError:
+                continue  # finished meanwhile, or failed by another worker
+            with self._lock:
+                self._owned.pop(trial_id, None)
+                self._pending.pop(trial_id, None)
+            failed.append(trial_id)
+        if failed and self.failed_trial_callback is not None:
+            study_obj = optuna.Study(study_name=self._study(study_id).name, storage=self)
+            for trial_id in failed:
+                self.failed_trial_callback(study_obj, copy.deepcopy(self.get_trial(trial_id)))
+        return failed
+
+    def _maybe_fail_stale(self, study_id: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._stale_checked.get(study_id, 0.0)
+            if now - last < self.heartbeat_s:
+                return
+            self._stale_checked[study_id] = now
+        self.fail_stale(study_id)
 
     # -- write-behind ----------------------------------------------------------------------
     def flush(self) -> None:

@@ -21,7 +21,7 @@ def run_trial(
     sampler: Any,
     pruner: Any,
     seeds: int,
-    catch: tuple[type[BaseException], ...],
+    catch: tuple[type[Exception], ...],
 ) -> dict[str, Any]:
     """Run one trial of ``study_name`` in this job; returns its number, state and values."""
     import optuna
