@@ -17,9 +17,10 @@ and :func:`resume` (``luminary tune resume``) submits the rest.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from luminary._current import get_store
@@ -176,14 +177,15 @@ def optimize(
     if jobs is None:
         jobs = parallel > 1 or gpus > 0 or pool is not None
     if not jobs:
-        the_study.optimize(
-            wrap_objective(objective, st, seeds=seeds),
-            n_trials=n_trials,
-            n_jobs=parallel,
-            timeout=timeout,
-            catch=tuple(catch),
-            show_progress_bar=progress,
-        )
+        with _current_store(store):  # the trials' runs are active in this store
+            the_study.optimize(
+                wrap_objective(objective, st, seeds=seeds),
+                n_trials=n_trials,
+                n_jobs=parallel,
+                timeout=timeout,
+                catch=tuple(catch),
+                show_progress_bar=progress,
+            )
         st.close()
         return the_study
     import cloudpickle  # type: ignore[import-untyped]
@@ -310,6 +312,23 @@ def register_best(
                 f"(value {trial.values[0]:.6g}, rule {rule})"
             ),
         )
+
+
+@contextlib.contextmanager
+def _current_store(store: Store) -> Iterator[None]:
+    """``store`` as the SDK's current store while a call that was given it runs (the trial's
+    run is made active through the SDK, which reads the current store)."""
+    from luminary._current import set_store
+
+    before = get_store()
+    if before is store:
+        yield
+        return
+    set_store(store)
+    try:
+        yield
+    finally:
+        set_store(before)
 
 
 # -- driving trial jobs -------------------------------------------------------------------
