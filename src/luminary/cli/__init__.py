@@ -32,6 +32,7 @@ from luminary.cli import (
     session,
     store,
     tokens,
+    tune,
     ui,
 )
 
@@ -56,6 +57,7 @@ app.add_typer(store.app, name="store")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(pools.app, name="pools")
 app.add_typer(pools.quotas_app, name="quotas")
+app.add_typer(tune.app, name="tune")
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)
 app.command("server")(server.server)

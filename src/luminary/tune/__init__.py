@@ -13,6 +13,8 @@ its data, code, energy and model.
   jobs on GPU fractions), :func:`best` (noise-aware selection), :func:`register_best`.
 - ``_noise.py`` — repeated seeds per configuration: mean ± standard error, and selection by a
   lower confidence bound.
+- ``_report.py`` — what a study's trials say, for people: value ± error, the best trial,
+  the Pareto front, and the joules and GPU-hours spent to reach the best.
 - ``_worker.py`` — what a trial job runs.
 """
 
@@ -45,6 +47,15 @@ if TYPE_CHECKING:
     )
     from luminary.tune._noise import NoisyValue, select
     from luminary.tune._optuna import LuminaryStorage
+    from luminary.tune._report import (
+        StudyCost,
+        best_record,
+        pareto_numbers,
+        run_cost,
+        study_cost,
+        trial_error,
+        trial_mean,
+    )
     from luminary.tune._sql import SqlTune
 
 __all__ = [
@@ -54,19 +65,26 @@ __all__ = [
     "NoisyValue",
     "ParamRecord",
     "SqlTune",
+    "StudyCost",
     "StudyRecord",
     "StudySummary",
     "TrialPatch",
     "TrialRecord",
     "TuneStore",
     "best",
+    "best_record",
     "current_seed",
     "load_study",
     "optimize",
+    "pareto_numbers",
     "register_best",
     "resume",
+    "run_cost",
     "select",
     "storage",
+    "study_cost",
+    "trial_error",
+    "trial_mean",
     "trial_run_id",
 ]
 
@@ -82,6 +100,13 @@ __getattr__ = lazy_getattr(
         "optimize": "luminary.tune._api",
         "register_best": "luminary.tune._api",
         "resume": "luminary.tune._api",
+        "StudyCost": "luminary.tune._report",
+        "best_record": "luminary.tune._report",
+        "pareto_numbers": "luminary.tune._report",
+        "run_cost": "luminary.tune._report",
+        "study_cost": "luminary.tune._report",
+        "trial_error": "luminary.tune._report",
+        "trial_mean": "luminary.tune._report",
         "storage": "luminary.tune._api",
         "trial_run_id": "luminary.tune._api",
     }

@@ -3,17 +3,19 @@ access control as the REST API, with vendored uPlot and htmx under ``/ui/static/
 build step; tables work with JavaScript off).
 
 Addresses: ``/`` (projects), ``/projects/{project}`` (runs table), ``/projects/{project}/energy``,
-``/runs/{run_id}``, ``/runs/{run_id}/series/{key}`` (JSON, downsampled), ``/compare?runs=a,b``,
-``/models``, ``/models/{name}``, ``/models/{name}/versions/{v}/lineage``, ``/datasets``,
+``/projects/{project}/studies``, ``/projects/{project}/studies/{name}``, ``/runs/{run_id}``,
+``/runs/{run_id}/series/{key}`` (JSON, downsampled), ``/compare?runs=a,b``, ``/models``,
+``/models/{name}``, ``/models/{name}/versions/{v}/lineage``, ``/datasets``,
 ``/datasets/{name}``, ``/resources``, ``/queue``, ``/queue/jobs/{job_id}``, ``/login``,
 ``/logout``. None is in the OpenAPI schema.
 
 One module per page family, each with its own router: ``_runs`` (projects, runs, comparison,
 chart series, artifact downloads through ``_download``), ``_models`` (models, aliases, lineage
 laid out by ``_graph``), ``_datasets``, ``_resources`` (this machine), ``_queue`` (pools, fair
-share, usage over time, jobs and a job's page), ``_energy`` (a project's energy and cost)
-and ``_session`` (login, logout). ``_web`` holds what every page shares: the templates,
-the session, CSRF and error pages; ``_series`` shrinks a metric for a chart.
+share, usage over time, jobs and a job's page), ``_energy`` (a project's energy and cost),
+``_tune`` (hyperparameter studies: plots, importance, the cost to reach the best) and
+``_session`` (login, logout). ``_web`` holds what every page shares: the templates, the
+session, CSRF and error pages; ``_series`` shrinks a metric for a chart.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def mount(app: FastAPI, store: Store, guard: Guard) -> None:
         _resources,
         _runs,
         _session,
+        _tune,
     )
     from luminary.server.ui._web import Web
 
@@ -53,5 +56,6 @@ def mount(app: FastAPI, store: Store, guard: Guard) -> None:
     app.include_router(_resources.router(web))
     app.include_router(_queue.router(web))
     app.include_router(_energy.router(web))
+    app.include_router(_tune.router(web))
     static = Path(__file__).parent / "static"
     app.mount(STATIC, StaticFiles(directory=static), name="ui-static")
