@@ -17,7 +17,20 @@ from luminary.tracking import Run
 if TYPE_CHECKING:
     from luminary.store import Store
 
-__all__ = ["Lineage", "lineage"]
+__all__ = ["Lineage", "TrialOrigin", "lineage"]
+
+
+@dataclass(frozen=True)
+class TrialOrigin:
+    """The hyperparameter study whose trial the run was (read from the run: its tags
+    ``tune.study`` and ``tune.trial``, and its parent, the study's run)."""
+
+    study: str
+    trial: int
+    study_run_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"study": self.study, "trial": self.trial, "study_run_id": self.study_run_id}
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,7 @@ class Lineage:
     environment: dict[str, Any]  # python, host, packages count, gpus
     inputs: list[DatasetVersion]
     derived: list[ModelVersion] = field(default_factory=list)
+    trial: TrialOrigin | None = None  # the study the run was a trial of
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +54,7 @@ class Lineage:
             "inputs": [d.to_dict() for d in self.inputs],
             "derived": [d.ref for d in self.derived],
             "aliases": list(self.version.aliases),
+            "trial": self.trial.to_dict() if self.trial else None,
         }
 
 
@@ -74,7 +89,16 @@ def lineage(ref: str, store: Store | None = None) -> Lineage:
             "packages": len(env.get("packages", {})),
             "command": env.get("command"),
         }
+    trial = None
+    if run is not None and "tune.trial" in run.tags and "tune.study" in run.tags:
+        try:
+            number = int(run.tags["tune.trial"])
+        except ValueError:
+            number = -1
+        if number >= 0:
+            trial = TrialOrigin(run.tags["tune.study"], number, run.parent_id)
     return Lineage(
+        trial=trial,
         version=version,
         ancestors=ancestors,
         run=run,

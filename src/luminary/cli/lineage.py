@@ -40,6 +40,13 @@ def lineage_tree(info: Lineage) -> Tree:
     else:
         r = info.run
         run_node = node.add(f"run [bold]{r.name}[/] {r.id} ({r.project}, {r.status.value})")
+        if info.trial is not None:
+            t = info.trial
+            run_node.add(
+                f"trial #{t.trial} of study [bold]{t.study}[/]"
+                + (f" (study run {t.study_run_id})" if t.study_run_id else "")
+                + f": luminary tune show {t.study!r} -p {r.project}"
+            )
         if info.code:
             dirty = " [yellow](dirty)[/]" if info.code.get("dirty") else ""
             run_node.add(

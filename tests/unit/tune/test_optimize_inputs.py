@@ -58,7 +58,7 @@ def test_resume_of_an_inline_study_says_how_to_go_on() -> None:
 
 def test_register_best_needs_the_artifact() -> None:
     study = lm.tune.optimize(_objective, 2, study="no-model", progress=False)
-    with pytest.raises(NotFoundError, match="has no artifact 'model.onnx'"):
+    with pytest.raises(NotFoundError, match=r"has no artifact 'model\.onnx'"):
         lm.tune.register_best(study, "tagger")
 
 
