@@ -3,6 +3,7 @@ trial at once, and the best trial's model registered with the study in its linea
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_trials_share_one_gpu_in_quarters() -> None:
         assert job.spec.resources.gpus == 0.25
         assert job.spec.parent_run == store.get_study("default", "quarters").run_id
     windows = sorted(t.user_attrs["window"] for t in trials)
-    overlaps = sum(1 for a, b in zip(windows, windows[1:], strict=False) if b[0] < a[1])
+    overlaps = sum(1 for a, b in itertools.pairwise(windows) if b[0] < a[1])
     assert overlaps >= 1  # fractions let trials run side by side on the one GPU
     plan = study._storage.get_study_system_attrs(study._study_id)["luminary:plan"]
     assert plan["parallel"] == 4
