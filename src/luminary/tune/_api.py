@@ -47,6 +47,9 @@ __all__ = [
     "wrap_objective",
 ]
 
+_MANY = 10_000  # active trial jobs of one project looked at, at most
+_ACTIVE = ("queued", "starting", "running")
+
 #: Study system attributes where :func:`optimize` keeps how to go on after its driver died.
 PLAN_ATTR = "luminary:plan"
 _DEFAULT_PROJECT = "default"
@@ -226,8 +229,6 @@ def resume(
     then submit trial jobs until the study reaches the number of trials its last
     :func:`optimize` asked for (or ``n_trials`` more). Needs a study that ran as jobs: the
     objective is kept in the store, so the script is not needed."""
-    from optuna.storages import fail_stale_trials
-
     store = store or get_store()
     proj = _project(project)
     the_study = load_study(name, project=proj, store=store)
@@ -239,7 +240,9 @@ def resume(
             f"study={name!r}) (finished trials are kept)"
         )
         raise InvalidStateError(msg)
-    fail_stale_trials(the_study)
+    st = the_study._storage
+    if isinstance(st, _storage_class()):
+        st.fail_stale(the_study._study_id)
     if parallel is not None:
         plan["parallel"] = _check_count("parallel", parallel)
     have = len(the_study.trials) + _pending_jobs(store, the_study, proj)
@@ -354,7 +357,7 @@ def _drive(
     from luminary.tune._worker import run_trial
 
     in_flight: dict[str, Any] = {}
-    for job in store.list_jobs(project, [JobState.QUEUED, JobState.STARTING, JobState.RUNNING]):
+    for job in store.list_jobs(project, [JobState(s) for s in _ACTIVE], limit=_MANY):
         if job.spec.tags.get("tune.study") == study.study_name:
             in_flight[job.id] = job  # from an earlier driver: waited for, and counted there
     submitted = done = failures = 0
@@ -442,13 +445,10 @@ def _pending_jobs(store: Store, study: optuna.Study, project: str) -> int:
     """Trial jobs of ``study`` queued or starting, which have not made their trial yet."""
     from luminary.compute import JobState
 
-    trial_runs = {
-        r.run_id
-        for r in store.read_trials(study._study_id)
-    }
+    trial_runs = {r.run_id for r in store.read_trials(study._study_id)}
     return sum(
         1
-        for job in store.list_jobs(project, [JobState.QUEUED, JobState.STARTING, JobState.RUNNING])
+        for job in store.list_jobs(project, [JobState(s) for s in _ACTIVE], limit=_MANY)
         if job.spec.tags.get("tune.study") == study.study_name and job.run_id not in trial_runs
     )
 
@@ -478,6 +478,12 @@ def _study(
         pruner=pruner,
         load_if_exists=True,
     )
+
+
+def _storage_class() -> type[LuminaryStorage]:
+    from luminary.tune._optuna import LuminaryStorage
+
+    return LuminaryStorage
 
 
 def _run_of(study: optuna.Study, trial: Any, store: Store) -> str:
