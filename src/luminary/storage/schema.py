@@ -472,8 +472,7 @@ tune_trials = sa.Table(
     sa.Column("system_attrs", sa.Text, nullable=False),  # JSON
     sa.UniqueConstraint("study_id", "number"),
     sa.Index(None, "study_id", "id"),  # what a process has not seen yet: id > its last
-    sa.Index(None, "study_id", "state"),
-    sa.Index(None, "state", "heartbeat_ms"),
+    sa.Index(None, "study_id", "state"),  # running trials of a study (stale ones among them)
     sa.Index(None, "run_id"),
 )
 

@@ -69,12 +69,6 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_tune_trials_run_id"), "tune_trials", ["run_id"], unique=False)
     op.create_index(
-        op.f("ix_tune_trials_state_heartbeat_ms"),
-        "tune_trials",
-        ["state", "heartbeat_ms"],
-        unique=False,
-    )
-    op.create_index(
         op.f("ix_tune_trials_study_id_state"), "tune_trials", ["study_id", "state"], unique=False
     )
     op.create_index(
@@ -85,7 +79,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_tune_trials_study_id_id"), table_name="tune_trials")
     op.drop_index(op.f("ix_tune_trials_study_id_state"), table_name="tune_trials")
-    op.drop_index(op.f("ix_tune_trials_state_heartbeat_ms"), table_name="tune_trials")
     op.drop_index(op.f("ix_tune_trials_run_id"), table_name="tune_trials")
     op.drop_table("tune_trials")
     op.drop_table("tune_studies")
