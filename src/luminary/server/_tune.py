@@ -235,8 +235,7 @@ def _ids(text: str | None) -> list[int]:
     parts = text.split(",")
     if len(parts) > MAX_IDS:
         msg = (
-            f"ids names {len(parts)} trials; at most {MAX_IDS} may be read at once: split "
-            "the read"
+            f"ids names {len(parts)} trials; at most {MAX_IDS} may be read at once: split the read"
         )
         raise InvalidArgumentError(msg)
     out = []

@@ -57,7 +57,6 @@ from luminary.store._remote_blobs import RemoteBlobs
 from luminary.store._rest_compute import RestCompute
 from luminary.store._rest_tune import RestTune
 from luminary.tracking import MetricPoint
-from luminary.tune import StudyRecord, StudySummary, TrialPatch, TrialRecord
 from luminary.tracking.models import (
     ArtifactEntry,
     MetricHistory,
@@ -66,6 +65,7 @@ from luminary.tracking.models import (
     Run,
     RunStatus,
 )
+from luminary.tune import StudyRecord, StudySummary, TrialPatch, TrialRecord
 
 __all__ = ["CleartextTokenWarning", "RestStore", "error_from_body", "warn_cleartext_token"]
 
@@ -590,7 +590,6 @@ class RestStore(Store):
     def task_finished(self, job_id: str, attempt: int, rank: int, report: TaskReport) -> Job:
         return self.compute.task_finished(job_id, attempt, rank, report)
 
-
     # -- tune ------------------------------------------------------------------------------
     def create_study(self, project: str, name: str, directions: Sequence[str]) -> StudyRecord:
         return self.tune.create_study(project, name, directions)
@@ -639,6 +638,7 @@ class RestStore(Store):
 
     def stale_trials(self, study_id: int, grace_ms: int, now_ms: int) -> list[int]:
         return self.tune.stale_trials(study_id, grace_ms, now_ms)
+
 
 def _json_or_text(resp: httpx.Response) -> Any:
     try:

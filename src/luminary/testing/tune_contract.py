@@ -181,7 +181,9 @@ class TuneContract:
         assert store.update_trial(trial.id, TrialPatch(params={"lr": lr}))
         assert store.update_trial(trial.id, TrialPatch(intermediate={0: 0.9, 1: 0.7}))
         assert store.update_trial(trial.id, TrialPatch(intermediate={2: 0.6}, user_attrs={"a": 1}))
-        assert store.update_trial(trial.id, TrialPatch(system_attrs={"s": [1]}, user_attrs={"b": 2}))
+        assert store.update_trial(
+            trial.id, TrialPatch(system_attrs={"s": [1]}, user_attrs={"b": 2})
+        )
         assert store.update_trial(trial.id, TrialPatch())  # an empty patch changes nothing
         mid = store.get_trial(trial.id)
         assert dict(mid.params) == {"lr": lr}
@@ -357,7 +359,7 @@ class TuneContract:
                 trial.report((x - 2) ** 2 + step * 0.01, step)
                 if trial.should_prune():
                     raise optuna.TrialPruned
-            return (x - 2) ** 2 + n + (0.5 if kind == "b" else 0.0)
+            return float((x - 2) ** 2 + n + (0.5 if kind == "b" else 0.0))
 
         storage = LuminaryStorage(store, self.project, flush_s=0)
         study = optuna.create_study(

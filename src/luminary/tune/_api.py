@@ -281,9 +281,7 @@ def register_best(
     from luminary.tracking import download_artifacts
 
     store = store or get_store()
-    the_study = (
-        load_study(study, project=project, store=store) if isinstance(study, str) else study
-    )
+    the_study = load_study(study, project=project, store=store) if isinstance(study, str) else study
     trial = best(the_study, rule=rule)
     run_id = _run_of(the_study, trial, store)
     names = {a.path for a in store.list_artifacts(run_id)}
@@ -412,7 +410,8 @@ def _pending_jobs(store: Store, study: optuna.Study, project: str) -> int:
     from luminary.compute import JobState
 
     trial_runs = {
-        r.run_id for r in store.read_trials(study._study_id)  # type: ignore[attr-defined]
+        r.run_id
+        for r in store.read_trials(study._study_id)  # type: ignore[attr-defined]
     }
     return sum(
         1
@@ -472,4 +471,3 @@ def _progress(enabled: bool, total: int, name: str) -> Any:
     except ImportError:  # Optuna brings tqdm; without it, no bar
         return None
     return tqdm(total=total, desc=f"study {name}", unit="trial")
-

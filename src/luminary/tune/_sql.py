@@ -308,8 +308,8 @@ class SqlTune(TuneStore):
         params = dict(template.params) if template is not None else {}
         intermediate = dict(template.intermediate) if template is not None else {}
         start: int | None = (template.start_ms if template is not None else None) or now
-        if state == "waiting":
-            start = None
+        if state == "waiting":  # not started, unless the template says when (Optuna keeps it)
+            start = template.start_ms if template is not None else None
         end = None
         if state in FINISHED_STATES:
             end = (template.complete_ms if template is not None else None) or now
