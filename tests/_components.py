@@ -1,11 +1,12 @@
 """The optional components some tests need, and what their absence does to a test run.
 
-Seven components come from outside the Python environment (or from an extra) and are missing
+Eight components come from outside the Python environment (or from an extra) and are missing
 on many machines: ``postgres`` (the server ``LUMINARY_TEST_POSTGRES_URL`` names),
 ``s3`` (SeaweedFS's S3 gateway and s3fs), ``xrootd`` (Debian's xrootd-server and the XRootD
 bindings), ``chromium`` (Debian's Chromium and Playwright), ``triton`` (tritonclient),
-``slurm`` (Debian's slurm-wlm and munge, run as root) and ``ray`` (Ray, whose ``ray start``
-the tests run as a local cluster).
+``slurm`` (Debian's slurm-wlm and munge, run as root), ``ray`` (Ray, whose ``ray start``
+the tests run as a local cluster) and ``pypi`` (the package index, from which Optuna's own
+storage tests are downloaded to run against Luminary's storage).
 
 A test asks for one through :func:`require` (the component is known missing) or
 :func:`import_component` (an import that may fail). By default a missing component skips the
@@ -38,6 +39,8 @@ COMPONENTS: dict[str, str] = {
     "slurm": "apt-get install slurm-wlm munge, and run the tests as root (they start a "
     "private Slurm cluster)",
     "ray": "pip install -e '.[dev]' (brings ray; the tests start a local two-node cluster)",
+    "pypi": "network access to the package index for `pip download optuna==<installed> "
+    "--no-binary :all:` (or a copy of that sdist in ~/.cache/luminary-tests/optuna-sdist)",
 }
 ENV = "LUMINARY_TEST_REQUIRE"
 

@@ -70,5 +70,5 @@ def test_an_unknown_component_stops_the_run_before_any_test() -> None:
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
     message = done.stdout + done.stderr
     assert "unknown component(s) postgress" in message
-    assert "postgres, s3, xrootd, chromium, triton, slurm, ray" in message
+    assert "postgres, s3, xrootd, chromium, triton, slurm, ray, pypi" in message
     assert "passed" not in message

@@ -85,7 +85,7 @@ def create_app(
     never) while it runs, a thread runs a pass — reaping attempts whose heartbeat stopped,
     placing queued jobs, asking borrowers to make room — so the queue moves and lost jobs are
     requeued even while no agent is claiming work."""
-    from luminary.server import _blobs, _datasets, _jobs, _limits, _registry, _runs
+    from luminary.server import _blobs, _datasets, _jobs, _limits, _registry, _runs, _tune
     from luminary.server._auth import CACHE_S, Guard, current_principal
 
     app = FastAPI(
@@ -120,6 +120,7 @@ def create_app(
     app.include_router(_datasets.router(store, guard), prefix=API, dependencies=signed)
     app.include_router(_blobs.router(store, spool, guard), prefix=API, dependencies=signed)
     app.include_router(_jobs.router(store, guard), prefix=API, dependencies=signed)
+    app.include_router(_tune.router(store, guard), prefix=API, dependencies=signed)
     from luminary.server import ui
 
     ui.mount(app, store, guard)  # the web pages (not in the OpenAPI schema)

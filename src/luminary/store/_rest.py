@@ -15,7 +15,8 @@ a host other than this machine (use ``https://`` through a TLS proxy). The ``act
 the Store interface are not sent: the server records the authenticated principal (the token's
 user) as the actor of every registration, alias move and deletion, and as the user of every
 job submitted. Compute's calls live in :class:`~luminary.store._rest_compute.RestCompute`
-(``self.compute``), to which the methods here forward.
+(``self.compute``) and tune's in :class:`~luminary.store._rest_tune.RestTune` (``self.tune``),
+to which the methods here forward.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from luminary.store import Store
 from luminary.store import wire as w
 from luminary.store._remote_blobs import RemoteBlobs
 from luminary.store._rest_compute import RestCompute
+from luminary.store._rest_tune import RestTune
 from luminary.tracking import MetricPoint
 from luminary.tracking.models import (
     ArtifactEntry,
@@ -63,6 +65,7 @@ from luminary.tracking.models import (
     Run,
     RunStatus,
 )
+from luminary.tune import StudyRecord, StudySummary, TrialPatch, TrialRecord
 
 __all__ = ["CleartextTokenWarning", "RestStore", "error_from_body", "warn_cleartext_token"]
 
@@ -166,6 +169,7 @@ class RestStore(Store):
         self._retries = retries
         self.blobs = RemoteBlobs(self, cache_dir=cache_dir)
         self.compute = RestCompute(self, token)
+        self.tune = RestTune(self, token)
 
     def __repr__(self) -> str:
         return f"RestStore({self.url!r})"
@@ -585,6 +589,55 @@ class RestStore(Store):
 
     def task_finished(self, job_id: str, attempt: int, rank: int, report: TaskReport) -> Job:
         return self.compute.task_finished(job_id, attempt, rank, report)
+
+    # -- tune ------------------------------------------------------------------------------
+    def create_study(self, project: str, name: str, directions: Sequence[str]) -> StudyRecord:
+        return self.tune.create_study(project, name, directions)
+
+    def get_study(self, project: str, name: str) -> StudyRecord:
+        return self.tune.get_study(project, name)
+
+    def get_study_by_id(self, study_id: int) -> StudyRecord:
+        return self.tune.get_study_by_id(study_id)
+
+    def list_studies(self, project: str | None = None) -> list[StudySummary]:
+        return self.tune.list_studies(project)
+
+    def delete_study(self, study_id: int) -> None:
+        self.tune.delete_study(study_id)
+
+    def set_study_attrs(
+        self,
+        study_id: int,
+        user_attrs: Mapping[str, Any] | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.tune.set_study_attrs(study_id, user_attrs, system_attrs)
+
+    def create_trial(
+        self, study_id: int, template: TrialRecord | None = None, *, run_id: str | None = None
+    ) -> TrialRecord:
+        return self.tune.create_trial(study_id, template, run_id=run_id)
+
+    def update_trial(self, trial_id: int, patch: TrialPatch) -> bool:
+        return self.tune.update_trial(trial_id, patch)
+
+    def get_trial(self, trial_id: int) -> TrialRecord:
+        return self.tune.get_trial(trial_id)
+
+    def trial_id_of(self, study_id: int, number: int) -> int:
+        return self.tune.trial_id_of(study_id, number)
+
+    def read_trials(
+        self, study_id: int, after_id: int = 0, ids: Collection[int] = ()
+    ) -> list[TrialRecord]:
+        return self.tune.read_trials(study_id, after_id, ids)
+
+    def beat_trials(self, trial_ids: Collection[int], now_ms: int) -> None:
+        self.tune.beat_trials(trial_ids, now_ms)
+
+    def stale_trials(self, study_id: int, grace_ms: int, now_ms: int) -> list[int]:
+        return self.tune.stale_trials(study_id, grace_ms, now_ms)
 
 
 def _json_or_text(resp: httpx.Response) -> Any:

@@ -77,6 +77,7 @@ class SqlStore(Store, AuthStore):
         return f"SqlStore({url!r}, blobs={self.blobs.url!r})"
 
     def close(self) -> None:
+        self.tune.close()
         self.engine.dispose()
 
     def create_project(self, name: str, description: str = "") -> Project:

@@ -188,7 +188,8 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
     ) -> int:
         from luminary.errors import AlreadyExistsError
 
-        name = study_name or DEFAULT_STUDY_NAME_PREFIX + str(uuid.uuid4())
+        # "" is a name (refused by the store, as any invalid one), not a request for one
+        name = DEFAULT_STUDY_NAME_PREFIX + str(uuid.uuid4()) if study_name is None else study_name
         try:
             rec = self.store.create_study(self.project, name, [d.name.lower() for d in directions])
         except AlreadyExistsError as exc:

@@ -100,6 +100,7 @@ class _StudyMeta:
     name: str
     project: Project
     run_id: str
+    n_objectives: int
 
 
 def metric_names_of(directions: int, system_attrs: Mapping[str, Any]) -> list[str]:
@@ -126,6 +127,11 @@ class SqlTune(TuneStore):
         self.rows = RunRows(self.raw)
         self._meta: dict[int, _StudyMeta] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the driver connections kept between transactions (before the engine is
+        disposed: they are checked out of its pool, so disposing does not close them)."""
+        self.raw.close()
 
     # -- studies ---------------------------------------------------------------------------
     def create_study(self, project: str, name: str, directions: Sequence[str]) -> StudyRecord:
@@ -302,8 +308,8 @@ class SqlTune(TuneStore):
         params = dict(template.params) if template is not None else {}
         intermediate = dict(template.intermediate) if template is not None else {}
         start: int | None = (template.start_ms if template is not None else None) or now
-        if state == "waiting":
-            start = None
+        if state == "waiting":  # not started, unless the template says when (Optuna keeps it)
+            start = template.start_ms if template is not None else None
         end = None
         if state in FINISHED_STATES:
             end = (template.complete_ms if template is not None else None) or now
@@ -421,7 +427,7 @@ class SqlTune(TuneStore):
                 sets.append("state = ?")
                 args.append(patch.state)
                 if patch.values is not None:
-                    checked = check_values(patch.values) or []
+                    checked = check_values(patch.values, meta.n_objectives) or []
                     sets.append("values_json = ?")
                     args.append(_dump_values(checked))
                     if checked:
@@ -526,7 +532,8 @@ class SqlTune(TuneStore):
         meta = self._meta.get(study_id)
         if meta is None:
             study = self.get_study_by_id(study_id)
-            meta = _StudyMeta(study.name, self.tracking.ensure_project(study.project), study.run_id)
+            project = self.tracking.ensure_project(study.project)
+            meta = _StudyMeta(study.name, project, study.run_id, len(study.directions))
             with self._lock:
                 self._meta[study_id] = meta
         return meta

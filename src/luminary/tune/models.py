@@ -163,7 +163,7 @@ class StudySummary:
             "study": self.study.to_dict(),
             "counts": dict(self.counts),
             "best_number": self.best_number,
-            "best_value": self.best_value,
+            "best_value": None if self.best_value is None else _wire_float(self.best_value),
             "last_ms": self.last_ms,
         }
 
@@ -173,7 +173,7 @@ class StudySummary:
             study=StudyRecord.from_dict(raw["study"]),
             counts={str(k): int(v) for k, v in raw["counts"].items()},
             best_number=raw.get("best_number"),
-            best_value=raw.get("best_value"),
+            best_value=None if raw.get("best_value") is None else _float(raw["best_value"]),
             last_ms=raw.get("last_ms"),
         )
 
@@ -208,7 +208,7 @@ class TrialRecord:
             "number": self.number,
             "run_id": self.run_id,
             "state": self.state,
-            "values": None if self.values is None else list(self.values),
+            "values": None if self.values is None else [_wire_float(v) for v in self.values],
             "start_ms": self.start_ms,
             "complete_ms": self.complete_ms,
             "params": {k: p.to_list() for k, p in self.params.items()},
@@ -281,7 +281,7 @@ class TrialPatch:
             "user_attrs": dict(self.user_attrs),
             "system_attrs": dict(self.system_attrs),
             "state": self.state,
-            "values": None if self.values is None else list(self.values),
+            "values": None if self.values is None else [_wire_float(v) for v in self.values],
         }
 
     @classmethod
