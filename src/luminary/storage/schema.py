@@ -448,6 +448,8 @@ tune_studies = sa.Table(
     sa.Column("next_number", sa.Integer, nullable=False),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("project_id", "name"),
+    # ids are never reused (processes cache a study's and its trials' ids), on SQLite too
+    sqlite_autoincrement=True,
 )
 
 # one row per trial; each trial is also a run (params, values and intermediate values are
@@ -474,6 +476,7 @@ tune_trials = sa.Table(
     sa.Index(None, "study_id", "id"),  # what a process has not seen yet: id > its last
     sa.Index(None, "study_id", "state"),  # running trials of a study (stale ones among them)
     sa.Index(None, "run_id"),
+    sqlite_autoincrement=True,
 )
 
 

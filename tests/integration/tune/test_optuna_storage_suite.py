@@ -48,9 +48,6 @@ DESELECTED = {
     # LuminaryStorage refuses to be pickled by design: it holds a store, a cache and a
     # heartbeat thread; each process opens its own (lm.tune.storage()).
     "TestStorage::test_pickle_storage": "*",
-    # SQLite reuses the highest deleted row id (the table has no AUTOINCREMENT), as Optuna's
-    # RDBStorage does, which this test exempts; it runs on PostgreSQL.
-    "TestStorage::test_create_new_study_unique_id": "luminary_sqlite",
     # Tests of RDBStorage's private _get_trials, on Optuna's own "sqlite" storage.
     "test_get_trials_included_trial_ids": "",
     "test_get_trials_trial_id_greater_than": "",

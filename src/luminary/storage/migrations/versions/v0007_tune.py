@@ -39,6 +39,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tune_studies")),
         sa.UniqueConstraint("project_id", "name", name=op.f("uq_tune_studies_project_id_name")),
+        sqlite_autoincrement=True,  # ids are never reused: processes cache them
     )
     op.create_table(
         "tune_trials",
@@ -66,6 +67,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tune_trials")),
         sa.UniqueConstraint("study_id", "number", name=op.f("uq_tune_trials_study_id_number")),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_tune_trials_run_id"), "tune_trials", ["run_id"], unique=False)
     op.create_index(
