@@ -252,6 +252,10 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
         rec = self.store.create_trial(study_id, template, run_id=run_id)
         frozen = self._frozen(rec)
         with self._lock:
+            if rec.id == study.max_seen + 1:
+                # ids are given in commit order: none was made between, by anyone, so the
+                # next refresh need not read this one back
+                study.max_seen = rec.id
             self._trial_study[rec.id] = study_id
             self._run_ids[rec.id] = rec.run_id
             self._numbers[rec.id] = rec.number

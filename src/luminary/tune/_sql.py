@@ -61,9 +61,16 @@ _TRIAL_FOR_UPDATE = (
     " FROM tune_trials WHERE id = ?"
 )
 _ANY_RUNNING = "SELECT id FROM tune_trials WHERE study_id = ? AND state = 'running' LIMIT 1"
-_STUDY_RUN_LIVE = (
+# A study's run is a container: running while some process beats its trials (set with the
+# heartbeat, so a loop of short trials does not flip it per trial), finished when a trial
+# ends and none is left running.
+_STUDY_RUN_LIVE = "UPDATE runs SET status = 'running', end_ms = NULL, heartbeat_ms = ? WHERE id = ?"
+_STUDY_RUN_START = (
     "UPDATE runs SET status = 'running', end_ms = NULL, heartbeat_ms = ?"
     " WHERE id = ? AND status <> 'running'"
+)
+_STUDY_RUN_IDLE = (
+    "UPDATE runs SET status = 'finished', end_ms = ? WHERE id = ? AND status <> 'finished'"
 )
 
 #: The metric key of a trial's intermediate values (``trial.report(value, step)``).
@@ -365,7 +372,7 @@ class SqlTune(TuneStore):
             )
             trial_id = int(cur.fetchone()[0])
             if state == "running":
-                cur.execute(q(_STUDY_RUN_LIVE), (now, meta.run_id))
+                cur.execute(q(_STUDY_RUN_START), (now, meta.run_id))
         return TrialRecord(
             id=trial_id,
             study_id=study_id,
@@ -435,7 +442,6 @@ class SqlTune(TuneStore):
                 if patch.state == "running":
                     sets.extend(("start_ms = ?", "heartbeat_ms = ?"))
                     args.extend((now, now))
-                    cur.execute(q(_STUDY_RUN_LIVE), (now, meta.run_id))
                 elif patch.state in FINISHED_STATES:
                     sets.append("complete_ms = ?")
                     args.append(now)
@@ -445,8 +451,8 @@ class SqlTune(TuneStore):
             cur.execute(q(update), (*args, trial_id))
             if patch.state in FINISHED_STATES:
                 cur.execute(q(_ANY_RUNNING), (study_id,))
-                if cur.fetchone() is None:
-                    rows.set_status(cur, meta.run_id, RunStatus.FINISHED, now)
+                if cur.fetchone() is None:  # the study's run is idle: finished (if not yet)
+                    cur.execute(q(_STUDY_RUN_IDLE), (now, meta.run_id))
         return True
 
     def get_trial(self, trial_id: int) -> TrialRecord:
@@ -513,8 +519,10 @@ class SqlTune(TuneStore):
                 ),
                 (now_ms, *ids),
             )
-            runs = {r[1] for r in live} | {self._study_meta(r[2]).run_id for r in live}
-            self.rows.beat(cur, sorted(runs), now_ms)
+            self.rows.beat(cur, sorted({r[1] for r in live}), now_ms)
+            # the studies' runs are running while some process beats their trials
+            studies = sorted({self._study_meta(r[2]).run_id for r in live})
+            cur.executemany(self.raw.sql(_STUDY_RUN_LIVE), [(now_ms, r) for r in studies])
 
     def stale_trials(self, study_id: int, grace_ms: int, now_ms: int) -> list[int]:
         with self.raw.tx(write=False) as cur:
