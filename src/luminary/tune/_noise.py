@@ -6,7 +6,10 @@ runs its objective ``k`` times (seeds ``0 … k-1``, passed as ``seed=`` when th
 takes it, and readable as :func:`luminary.tune.current_seed`); the trial's value is the mean,
 and the trial keeps every value, the mean and its standard error as user attributes. The
 choice of the best configuration (:func:`select`) then ranks by a confidence bound rather than
-by the luckiest draw: for a maximised metric, the lower bound ``mean - z·stderr``.
+by the luckiest draw: for a maximised metric, the lower bound ``mean - z·stderr``. The standard
+error comes from the seed noise pooled over every repeated trial (a seed's noise is much the
+same for every configuration, and three seeds alone estimate it poorly), so a configuration
+measured with more seeds gets a tighter bound.
 """
 
 from __future__ import annotations
@@ -90,6 +93,18 @@ def measure(objective: Callable[..., Any], trial: Any, seeds: int) -> float:
     return mean
 
 
+def _pooled_sd(values: Sequence[NoisyValue | None]) -> float | None:
+    """The seed noise's standard deviation pooled over repeated trials (the noise of a seed
+    is a property of the training, much the same for every configuration; three seeds alone
+    say little about it). ``None`` with fewer than three repeated trials."""
+    repeated = [v for v in values if v is not None and v.n > 1 and math.isfinite(v.stderr)]
+    if len(repeated) < 3:
+        return None
+    dof = sum(v.n - 1 for v in repeated)
+    ss = sum((v.stderr * math.sqrt(v.n)) ** 2 * (v.n - 1) for v in repeated)
+    return math.sqrt(ss / dof)
+
+
 def noisy_value(trial: Any) -> NoisyValue | None:
     """The seeds' mean and standard error a finished trial keeps (``None``: not repeated)."""
     values = trial.user_attrs.get(VALUES_ATTR)
@@ -115,13 +130,16 @@ def select(trials: Sequence[Any], *, maximize: bool, rule: str = "lcb", z: float
     if not done:
         msg = "no trial is complete yet; run some trials first"
         raise InvalidArgumentError(msg)
+    pooled = _pooled_sd([noisy_value(t) for t in done]) if rule == "lcb" else None
 
     def score(t: Any) -> float:
         noisy = noisy_value(t) if rule != "value" else None
         if noisy is None:
             return float(t.values[0]) if maximize else -float(t.values[0])
-        if rule == "mean" or noisy.n < 2:  # one seed: nothing to say about its noise
+        if rule == "mean" or (noisy.n < 2 and pooled is None):  # nothing known of its noise
             return noisy.mean if maximize else -noisy.mean
+        if pooled is not None:  # the seed noise, estimated from every repeated trial
+            noisy = NoisyValue(noisy.mean, pooled / math.sqrt(noisy.n), noisy.n)
         bound = noisy.bound(z, maximize)
         return bound if maximize else -bound
 

@@ -539,8 +539,9 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
         with self._lock:
             if trial_id in self._owned and self.flush_s > 0:
                 prev = self._pending.get(trial_id)
+                # the background thread, awake while this process runs trials, writes it
+                # within flush_s (it looks twice per flush_s; no wake-up per report)
                 self._pending[trial_id] = patch if prev is None else prev.merged(patch)
-                self._wake.notify_all()
                 return
         try:
             self.store.update_trial(trial_id, patch)
@@ -582,7 +583,7 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
         with self._lock:
             if self._pending and not due_flush:
                 self._pending_since = min(self._pending_since, now)
-        return min(self.flush_s or self.heartbeat_s, self.heartbeat_s)
+        return min(self.flush_s / 2 or self.heartbeat_s, self.heartbeat_s)
 
     _pending_since = 0.0
     _last_beat = 0.0

@@ -40,6 +40,22 @@ def test_lcb_prefers_a_steady_configuration_to_a_lucky_one() -> None:
     assert lm.tune.select(low, maximize=False, rule="lcb").number == 0
 
 
+def test_lcb_pools_the_seed_noise_and_trusts_the_configuration_measured_more() -> None:
+    def spread(m: float, n: int) -> list[float]:
+        return [m - 0.03, m, m + 0.03] * (n // 3)
+
+    trials = _numbered(
+        [
+            _trial(0, spread(0.91, 3)),  # best mean, three seeds
+            _trial(1, spread(0.905, 9)),  # nearly as good, nine seeds: a tighter bound
+            _trial(2, spread(0.50, 3)),
+            _trial(3, spread(0.40, 3)),
+        ]
+    )
+    assert lm.tune.select(trials, maximize=True, rule="mean").number == 0
+    assert lm.tune.select(trials, maximize=True, rule="lcb").number == 1
+
+
 def test_noisy_value_is_mean_and_standard_error() -> None:
     got = noisy_value(_trial(0, [1.0, 2.0, 3.0]))
     assert got is not None
