@@ -7,6 +7,8 @@ parent chain to the run that trained the original.
 
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -107,3 +109,15 @@ def lineage(ref: str, store: Store | None = None) -> Lineage:
         inputs=inputs,
         derived=store.derived_versions(version.ref),
     )
+
+
+class _CallableModule(types.ModuleType):
+    """``lm.lineage`` is the function, but importing this module (as the CLI and the server do)
+    makes Python set the package attribute ``luminary.lineage`` to the module; calling the
+    module calls the function, so ``lm.lineage(ref)`` works either way."""
+
+    def __call__(self, ref: str, store: Store | None = None) -> Lineage:
+        return lineage(ref, store)
+
+
+sys.modules[__name__].__class__ = _CallableModule

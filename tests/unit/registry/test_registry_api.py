@@ -121,3 +121,16 @@ def test_onnx_with_external_weights_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidArgumentError, match="external"):
         reg.register_model("big", path, project="p")
+
+
+def test_lm_lineage_stays_callable_after_its_module_is_imported() -> None:
+    import importlib
+
+    import luminary as lm
+    from luminary.lineage import Lineage
+
+    importlib.import_module("luminary.lineage")  # sets the package attribute to the module
+    with pytest.raises(NotFoundError):
+        lm.lineage("no-such-model@1")
+    assert callable(lm.lineage)
+    assert Lineage.__name__ == "Lineage"
