@@ -637,11 +637,14 @@ def part_target(args: argparse.Namespace) -> tuple[dict[str, Any], Verdicts]:
             f"  {arm:10} {out[f'{arm}_median_cpu_s']:13.2f} {out[f'{arm}_median_trials']:14.0f} "
             f"{out[f'{arm}_reached']:>4}/{args.target_seeds}"
         )
+    ratio = 1.0 / speedup
+    censored = out["random_reached"] < args.target_seeds
+    note = " (random's median is a lower bound: it missed the target within the cap)"
     return out, [
         (
-            "TPE+ASHA reaches the target AUC in less CPU than random search",
-            speedup > 1,
-            f"{speedup:.2f}x",
+            "TPE+ASHA reaches the target AUC with <= 0.5x the CPU of random search",
+            ratio <= 0.5,
+            f"{ratio:.2f}x" + (note if censored else ""),
         )
     ]
 
@@ -682,9 +685,9 @@ def main() -> None:
     parser.add_argument("--noise-studies", type=int, default=20)
     parser.add_argument("--jets", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--target-auc", type=float, default=0.935)
+    parser.add_argument("--target-auc", type=float, default=0.942)
     parser.add_argument("--target-seeds", type=int, default=7)
-    parser.add_argument("--target-cap", type=int, default=60)
+    parser.add_argument("--target-cap", type=int, default=80)
     args = parser.parse_args()
     if args.quick:
         args.trials, args.repeats, args.cap_s = 400, 1, 60.0
