@@ -360,7 +360,7 @@ def _drive(
     for job in store.list_jobs(project, [JobState(s) for s in _ACTIVE], limit=_MANY):
         if job.spec.tags.get("tune.study") == study.study_name:
             in_flight[job.id] = job  # from an earlier driver: waited for, and counted there
-    submitted = done = failures = 0
+    submitted = done = failures = lost = 0
     deadline = None if timeout is None else time.monotonic() + timeout
     bar = _progress(progress, n_trials, study.study_name)
     parent = _study_run(store, study, project)
@@ -390,7 +390,8 @@ def _drive(
                 return
             # a job that ended with its trial still running died with it: fail it now
             _fail_trials_of(study, [run_id for _, _, run_id in ended])
-            for job_id, state, _ in ended:
+            with_trial = _runs_with_trials(study)
+            for job_id, state, run_id in ended:
                 in_flight.pop(job_id, None)
                 done += 1
                 if state is not JobState.SUCCEEDED:
@@ -401,11 +402,34 @@ def _drive(
                             f"failed; see `luminary jobs logs {job_id}`"
                         )
                         raise InvalidStateError(msg)
+                if with_trial is not None and run_id not in with_trial:
+                    # the job ended before it made its trial (lost with its node, say): the
+                    # study is owed one more, so another job goes in its place
+                    lost += 1
+                    if lost > max(8, n_trials):
+                        msg = (
+                            f"{lost} trial jobs of study {study.study_name!r} ended without "
+                            f"making their trial; see `luminary jobs logs {job_id}`"
+                        )
+                        raise InvalidStateError(msg)
+                    if submitted > 0:
+                        submitted -= 1
+                    else:
+                        n_trials += 1  # one adopted from an earlier driver
+                    continue
                 if bar is not None:
                     bar.update(1)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _runs_with_trials(study: optuna.Study) -> set[str] | None:
+    """The runs that hold a trial of ``study`` (``None`` off Luminary's storage)."""
+    st = study._storage
+    if not isinstance(st, _storage_class()):
+        return None
+    return st.runs_with_trials(study._study_id)
 
 
 def _fail_trials_of(study: optuna.Study, run_ids: list[str]) -> None:

@@ -174,6 +174,16 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
         """The next trial this process creates takes ``run_id`` (a job's run) as its run."""
         self._adopt_run = run_id
 
+    def runs_with_trials(self, study_id: int) -> set[str]:
+        """The ids of the runs that hold a trial of the study (read fresh)."""
+        with self._lock:
+            self._refresh(study_id)
+            return {
+                run
+                for trial_id, run in self._run_ids.items()
+                if self._trial_study.get(trial_id) == study_id
+            }
+
     def run_id_of(self, trial_id: int) -> str:
         """The id of the run that holds trial ``trial_id``."""
         with self._lock:
