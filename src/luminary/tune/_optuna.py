@@ -551,6 +551,8 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
                 prev = self._pending.get(trial_id)
                 # the background thread, awake while this process runs trials, writes it
                 # within flush_s (it looks twice per flush_s; no wake-up per report)
+                if not self._pending:  # the age of the oldest buffered change
+                    self._pending_since = time.monotonic()
                 self._pending[trial_id] = patch if prev is None else prev.merged(patch)
                 return
         try:
@@ -573,10 +575,7 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
         with self._lock:
             if self._closed or (not self._owned and not self._pending):
                 return None
-            if self._pending and now - self._pending_since >= self.flush_s:
-                due_flush = True
-            else:
-                due_flush = False
+            due_flush = bool(self._pending) and now - self._pending_since >= self.flush_s
             beat = now - self._last_beat >= self.heartbeat_s
             owned = list(self._owned)
         if due_flush:
@@ -590,9 +589,6 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
                 self._last_beat = now
             except Exception as exc:  # noqa: BLE001 - retried on the next pass
                 _log.warning("tune: could not beat running trials (%s); retrying", exc)
-        with self._lock:
-            if self._pending and not due_flush:
-                self._pending_since = min(self._pending_since, now)
         return min(self.flush_s / 2 or self.heartbeat_s, self.heartbeat_s)
 
     _pending_since = 0.0
@@ -651,8 +647,6 @@ class LuminaryStorage(BaseStorage, BaseHeartbeat):
     def _replace(self, trial_id: int, trial: FrozenTrial) -> None:
         self._owned[trial_id] = trial
         self._study(self._trial_study[trial_id]).put(trial)
-        if trial_id not in self._pending:
-            self._pending_since = time.monotonic()
 
     def _json_of(self, dist: _dists.BaseDistribution) -> str:
         raw = self._to_json.get(dist)
